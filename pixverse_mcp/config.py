@@ -1,0 +1,101 @@
+"""Settings from the environment: the only module that reads `os.environ`.
+
+Every setting is listed in the README's configuration table. CLI flags override by `Settings.model_copy(update=...)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+DEFAULT_BASE_URL: Final = "https://api.aimlapi.com"
+# The provider's recommended path for every video model; the vendor path still works and is one setting away.
+ENDPOINT_PATHS: Final[dict[str, str]] = {
+    "universal": "/v2/video/generations",
+    "vendor": "/v2/generate/video/pixverse/generation",
+}
+
+# Claude Desktop and the TypeScript SDK cut a request at 60 s by default; a blocking call must answer before that.
+DEFAULT_WAIT_BUDGET_SECONDS: Final = 50.0
+# The most a single call may ask to wait, for hosts that allow long calls.
+DEFAULT_MAX_WAIT_SECONDS: Final = 600.0
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value we cannot use; the message names the variable."""
+
+
+class Settings(BaseModel):
+    """Everything configurable, with its default. The API key is a `SecretStr`: it never prints."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    endpoint: Literal["universal", "vendor"] = "universal"
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+    wait_budget_seconds: float = Field(default=DEFAULT_WAIT_BUDGET_SECONDS, gt=0)
+    max_wait_seconds: float = Field(default=DEFAULT_MAX_WAIT_SECONDS, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    poll_time_scale: float = Field(default=1.0, gt=0, le=1)
+    """Shrinks the polling schedule, for the sandbox and tests whose generations take seconds, not a minute."""
+
+    @property
+    def endpoint_path(self) -> str:
+        """The path both the create POST and the status GET use."""
+        return ENDPOINT_PATHS[self.endpoint]
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether a non-blank key is configured."""
+        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+
+
+# Environment variable -> Settings field. AIMLAPI_* are the provider's names; the rest are ours.
+ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
+    "AIMLAPI_API_KEY": "api_key",
+    "AIMLAPI_BASE_URL": "base_url",
+    "PIXVERSE_MCP_ENDPOINT": "endpoint",
+    "PIXVERSE_MCP_CONNECT_TIMEOUT_SECONDS": "connect_timeout_seconds",
+    "PIXVERSE_MCP_READ_TIMEOUT_SECONDS": "read_timeout_seconds",
+    "PIXVERSE_MCP_WAIT_BUDGET_SECONDS": "wait_budget_seconds",
+    "PIXVERSE_MCP_MAX_WAIT_SECONDS": "max_wait_seconds",
+    "PIXVERSE_MCP_LOG_LEVEL": "log_level",
+    "PIXVERSE_MCP_POLL_TIME_SCALE": "poll_time_scale",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from `environ` (default: the process environment); blank values count as unset."""
+    source = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    for variable, field in ENVIRONMENT_VARIABLES.items():
+        raw = source.get(variable, "").strip()
+        if raw:
+            values[field] = raw
+    if "base_url" in values:
+        values["base_url"] = values["base_url"].rstrip("/")
+    if "log_level" in values:
+        values["log_level"] = values["log_level"].upper()
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        field_to_variable = {field: variable for variable, field in ENVIRONMENT_VARIABLES.items()}
+        problems = "; ".join(
+            f"{field_to_variable.get(str(error['loc'][0]), error['loc'][0])}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def default_state_dir() -> Path:
+    """Where this user's persistent state lives (XDG on Linux, the platform's usual place elsewhere)."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    return base / "pixverse-mcp"

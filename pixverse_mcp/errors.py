@@ -1,0 +1,182 @@
+"""Every way a call to the AI/ML API can fail, as one tree.
+
+```
+PixVerseError
+├── MissingAPIKeyError            no AIMLAPI_API_KEY configured
+├── APIConnectionError            no usable answer: refused, reset, DNS, ...
+│   └── APITimeoutError           ... or none in time
+├── APIStatusError                the API answered with an error status (status_code, body, request_id)
+│   ├── BadRequestError           400 / 422: the request was refused as invalid
+│   ├── AuthenticationError       401: key missing or wrong
+│   ├── InsufficientCreditsError  403: out of credits
+│   ├── NotFoundError             404: unknown generation id
+│   ├── RateLimitError            429 (retry_after)
+│   └── UpstreamServerError       5xx and anything else unexpected
+├── UnexpectedResponseError       2xx, but a body we cannot read (HTML page, no id, completed without URL)
+├── CreateOutcomeUnknownError     the create request was sent but its answer was lost: it may have been accepted
+├── DownloadError                 fetching the finished video failed or was refused (size cap)
+└── GenerationError               carries the generation (or its id)
+    ├── GenerationFailedError     the provider ended the generation as failed
+    └── WaitTimeoutError          our wait ran out; the paid generation goes on upstream
+```
+
+Each message is written for the agent that will read it: what happened and what to do next, never the key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pixverse_mcp.models import Generation
+
+_MAX_BODY_EXCERPT = 300
+
+
+class PixVerseError(Exception):
+    """Root of every error this package raises."""
+
+
+class MissingAPIKeyError(PixVerseError):
+    """No API key is configured, so no request can be made."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No AI/ML API key is configured. Set the AIMLAPI_API_KEY environment variable for the pixverse-mcp "
+            'server (in Claude Desktop: "env": {"AIMLAPI_API_KEY": "<your key>"} in claude_desktop_config.json; '
+            "get a key at https://aimlapi.com/app/keys), then restart it. To try the tools without a key, "
+            "start the server with `pixverse-mcp --sandbox`."
+        )
+
+
+class APIConnectionError(PixVerseError):
+    """No usable HTTP answer arrived (connection refused or reset, DNS failure, broken stream)."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The API did not answer in time."""
+
+
+class APIStatusError(PixVerseError):
+    """The API answered with an error status; `body` is a short excerpt of what it said."""
+
+    def __init__(self, message: str, *, status_code: int, body: str | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+
+
+class BadRequestError(APIStatusError):
+    """400 or 422: the API refused the request as invalid."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing or wrong."""
+
+
+class InsufficientCreditsError(APIStatusError):
+    """403: the account has no credits left for this request."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the API knows no generation with this id."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; `retry_after` is the server's hint in seconds, when it gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, status_code=status_code, body=body, request_id=request_id)
+        self.retry_after = retry_after
+
+
+class UpstreamServerError(APIStatusError):
+    """5xx (or another status we have no meaning for): trouble on the provider's side."""
+
+
+class UnexpectedResponseError(PixVerseError):
+    """A success status with a body we cannot use; never treated as success."""
+
+
+class CreateOutcomeUnknownError(PixVerseError):
+    """The create request left this process but no readable answer came back, so it may have been accepted.
+
+    We never re-send a create in that case (a second one could be charged twice).
+    """
+
+
+class DownloadError(PixVerseError):
+    """Fetching a finished video failed, or was refused because it exceeds the size cap."""
+
+
+class GenerationError(PixVerseError):
+    """A failure that belongs to one generation: it always carries the id so the paid work is never lost."""
+
+    def __init__(self, message: str, *, generation_id: str, generation: Generation | None = None):
+        super().__init__(message)
+        self.generation_id = generation_id
+        self.generation = generation
+
+
+class GenerationFailedError(GenerationError):
+    """The provider ended the generation as failed."""
+
+
+class WaitTimeoutError(GenerationError):
+    """Our wait ran out before the generation finished. The generation itself goes on upstream."""
+
+
+def error_for_status(
+    status_code: int, body: Any, *, retry_after: float | None, request_id: str | None
+) -> APIStatusError:
+    """The one place an HTTP error status becomes a typed error."""
+    detail = _detail(body)
+    excerpt = detail[:_MAX_BODY_EXCERPT] if detail else None
+    kwargs: dict[str, Any] = {"status_code": status_code, "body": excerpt, "request_id": request_id}
+    suffix = f": {excerpt}" if excerpt else ""
+    if status_code in (400, 422):
+        return BadRequestError(f"The AI/ML API refused the request as invalid (HTTP {status_code}){suffix}", **kwargs)
+    if status_code == 401:
+        return AuthenticationError(
+            f"The AI/ML API rejected the API key (HTTP 401){suffix}. Check AIMLAPI_API_KEY.", **kwargs
+        )
+    if status_code == 403:
+        return InsufficientCreditsError(
+            f"The AI/ML API refused the request (HTTP 403), usually because the account is out of credits{suffix}.",
+            **kwargs,
+        )
+    if status_code == 404:
+        return NotFoundError(f"The AI/ML API knows no such generation (HTTP 404){suffix}", **kwargs)
+    if status_code == 429:
+        return RateLimitError(
+            f"The AI/ML API is rate limiting requests (HTTP 429){suffix}", retry_after=retry_after, **kwargs
+        )
+    return UpstreamServerError(f"The AI/ML API answered HTTP {status_code}{suffix}", **kwargs)
+
+
+def _detail(body: Any) -> str | None:
+    """The human part of an error body: `message` (a string or a list of strings), `error`, or the raw text."""
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, list):
+                return "; ".join(str(item) for item in value)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value:
+                return value
+        return None
+    if isinstance(body, str):
+        text = " ".join(body.split())
+        # An HTML gateway page says nothing an agent can use beyond its status.
+        return None if text.lower().startswith(("<!doctype", "<html")) else text or None
+    return None
