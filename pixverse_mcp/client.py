@@ -11,14 +11,19 @@ the error tree, retries, the polling schedule and timeouts. The MCP layer never 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 import httpx
@@ -31,6 +36,7 @@ from pixverse_mcp.errors import (
     APIStatusError,
     APITimeoutError,
     CreateOutcomeUnknownError,
+    DownloadError,
     GenerationFailedError,
     MissingAPIKeyError,
     PixVerseError,
@@ -44,6 +50,11 @@ from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, Generation, Generation
 from pixverse_mcp.polling import PollingPolicy
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Videos are a few MB (the provider's sample 5 s clip is 6.3 MB); anything near this cap is not a video of ours.
+DEFAULT_MAX_DOWNLOAD_BYTES: Final = 500 * 1024 * 1024
+_DOWNLOAD_CHUNK_BYTES: Final = 64 * 1024
 
 USER_AGENT: Final = "pixverse-mcp"
 _CHECK_BEFORE_RETRYING: Final = (
@@ -83,8 +94,43 @@ class WaitUpdate:
         return remaining if remaining > 0 else None
 
 
+@dataclass(frozen=True)
+class DownloadedVideo:
+    """A video saved to disk by `PixVerseClient.download`."""
+
+    path: Path
+    size: int
+    content_type: str | None
+
+
 UpdateCallback = Callable[[WaitUpdate], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _Watch:
+    """The shared state of every concurrent wait on one generation id."""
+
+    started: float
+    """Clock reading when the generation was created (as best we know)."""
+    expected: float
+    next_due: float
+    latest: Generation | None = None
+    version: int = 0
+    waiters: int = 0
+    poller: object | None = None
+    """The waiter that sends the status requests; None when nobody does (the next waiter to look takes over)."""
+    changed: anyio.Event = field(default_factory=anyio.Event)
+
+    def announce(self) -> None:
+        """Publish a new answer and wake every waiter."""
+        self.version += 1
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake every waiter (the poller left: one of them takes over)."""
+        self.changed.set()
+        self.changed = anyio.Event()
 
 
 class PixVerseClient:
@@ -112,6 +158,7 @@ class PixVerseClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._watches: dict[str, _Watch] = {}
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
@@ -122,6 +169,10 @@ class PixVerseClient:
             transport=transport,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
+        )
+        # Downloads go to the provider's CDN: a separate pool that never carries the API key, following redirects.
+        self._downloads = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT}, timeout=self._http.timeout, transport=transport, follow_redirects=True
         )
 
     def __repr__(self) -> str:
@@ -136,8 +187,9 @@ class PixVerseClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._http.aclose()
+        await self._downloads.aclose()
 
     async def create(self, request: VideoRequest) -> Generation:
         """Start a generation and return it (status queued) with its id. Never sends the request twice.
@@ -200,58 +252,119 @@ class PixVerseClient:
         at least every `polling_policy.heartbeat_seconds`. Transient faults (network, 5xx, 429, odd bodies) do not
         end the wait. Raises `GenerationFailedError` if it failed, `WaitTimeoutError` (with the id) if time ran
         out: the generation itself goes on upstream either way, and a later `get`/`wait` can pick it up.
+
+        Concurrent waits on one id share one polling loop: one waiter (the poller) sends the status requests and
+        the others hear its answers. When the poller leaves (its deadline, a cancel), another takes over.
         """
         _check_generation_id(generation_id)
         policy = self.polling_policy
-        expected = expected_seconds if expected_seconds is not None else policy.expected_seconds()
-        started = self._clock()
-        deadline = started + timeout
-        latest: Generation | None = None
-
-        def elapsed() -> float:
-            return elapsed_before + self._clock() - started
+        watch = self._watches.get(generation_id)
+        if watch is None:
+            expected = expected_seconds if expected_seconds is not None else policy.expected_seconds()
+            watch = _Watch(started=self._clock() - elapsed_before, expected=expected, next_due=self._clock())
+            self._watches[generation_id] = watch
+        watch.waiters += 1
+        deadline = self._clock() + timeout
+        seen = 0
+        last_status: GenerationStatus | None = None
+        last_notified = self._clock()
 
         async def notify(changed: bool) -> None:
+            nonlocal last_notified
+            last_notified = self._clock()
             if on_update is not None:
-                await on_update(WaitUpdate(generation_id, latest, elapsed(), expected, changed))
+                elapsed = self._clock() - watch.started
+                await on_update(WaitUpdate(generation_id, watch.latest, elapsed, watch.expected, changed))
 
-        while True:
-            try:
-                current = await self.get(generation_id)
-            except _TRANSIENT_DURING_WAIT as exc:
-                logger.warning("status of %s unavailable for now (%s); still waiting", generation_id, exc)
-            else:
-                changed = latest is None or current.status is not latest.status
-                latest = current
-                await notify(changed)
-                if current.status is GenerationStatus.COMPLETED:
-                    return current
-                if current.status is GenerationStatus.FAILED:
-                    raise GenerationFailedError(
-                        f"Generation {generation_id} failed: {current.error}",
+        try:
+            while True:
+                if watch.version != seen and watch.latest is not None:
+                    seen = watch.version
+                    current = watch.latest
+                    await notify(current.status is not last_status)
+                    last_status = current.status
+                    if current.status is GenerationStatus.COMPLETED:
+                        return current
+                    if current.status is GenerationStatus.FAILED:
+                        raise GenerationFailedError(
+                            f"Generation {generation_id} failed: {current.error}",
+                            generation_id=generation_id,
+                            generation=current,
+                        )
+                now = self._clock()
+                if now >= deadline:
+                    raise WaitTimeoutError(
+                        f"Generation {generation_id} is not finished after waiting {timeout:g} s; it is still "
+                        "running upstream",
                         generation_id=generation_id,
-                        generation=current,
+                        generation=watch.latest,
                     )
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise WaitTimeoutError(
-                    f"Generation {generation_id} is not finished after waiting {timeout:g} s; it is still "
-                    "running upstream",
-                    generation_id=generation_id,
-                    generation=latest,
-                )
-            delay = min(policy.next_delay(elapsed(), expected), remaining)
-            await self._sleep_with_heartbeats(delay, notify)
+                if watch.poller is None:
+                    watch.poller = notify  # any unique object: this waiter now sends the status requests
+                heartbeat_due = last_notified + policy.heartbeat_seconds
+                if watch.poller is notify:
+                    if now >= watch.next_due:
+                        await self._poll(generation_id, watch)
+                        continue
+                    await self._sleep(min(watch.next_due, deadline, heartbeat_due) - now)
+                else:
+                    with anyio.move_on_after(min(deadline, heartbeat_due) - now):
+                        await watch.changed.wait()
+                if self._clock() >= heartbeat_due and watch.version == seen:
+                    await notify(False)
+        finally:
+            watch.waiters -= 1
+            if watch.poller is notify:
+                watch.poller = None
+                watch.wake()
+            if watch.waiters == 0:
+                self._watches.pop(generation_id, None)
 
-    async def _sleep_with_heartbeats(self, delay: float, notify: Callable[[bool], Awaitable[None]]) -> None:
-        """Sleep `delay` seconds, telling `notify` we are alive at least every heartbeat interval."""
-        heartbeat = self.polling_policy.heartbeat_seconds
-        while delay > 0:
-            step = min(delay, heartbeat)
-            await self._sleep(step)
-            delay -= step
-            if delay > 0:
-                await notify(False)
+    async def _poll(self, generation_id: str, watch: _Watch) -> None:
+        """One status request for a shared watch; transient faults are logged and the schedule goes on."""
+        try:
+            current = await self.get(generation_id)
+        except _TRANSIENT_DURING_WAIT as exc:
+            logger.warning("status of %s unavailable for now (%s); still waiting", generation_id, exc)
+        else:
+            watch.latest = current
+            watch.announce()
+        elapsed = self._clock() - watch.started
+        watch.next_due = self._clock() + self.polling_policy.next_delay(elapsed, watch.expected)
+
+    async def download(
+        self, url: str, directory: Path, *, file_name: str, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+    ) -> DownloadedVideo:
+        """Stream a finished video into `directory/file_name`; return its path and size.
+
+        The file appears only when complete (written to a hidden temporary file, then renamed atomically), and a
+        body over `max_bytes` is refused. The API key is never sent with it: the URL is the provider's CDN.
+        Retried like a status request; raises `DownloadError` when it cannot be done.
+        """
+        if not url.startswith(("https://", "http://")):
+            raise DownloadError("The video URL is not an http(s) URL")
+        if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
+            raise ValueError("file_name must be a plain file name")
+        target = directory / file_name
+
+        async def attempt() -> DownloadedVideo:
+            async with self._downloads.stream("GET", url) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise _status_error(response)
+                declared = response.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                    raise DownloadError(f"The video is {int(declared)} bytes, over the {max_bytes}-byte limit")
+                size = await _stream_to_file(response, target, max_bytes)
+                return DownloadedVideo(target, size, response.headers.get("content-type"))
+
+        try:
+            await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
+            return await self._with_retries("download", attempt, idempotent=True)
+        except DownloadError:
+            raise
+        except (PixVerseError, OSError) as exc:
+            raise DownloadError(f"Could not download the video: {exc}") from exc
 
     async def _request(
         self,
@@ -261,38 +374,36 @@ class PixVerseClient:
         json_body: dict[str, Any] | None = None,
         idempotent: bool,
     ) -> dict[str, Any]:
-        """The only request loop: send, map failures to the error tree, retry what the policy allows."""
+        """One API call: send it, map a failure to the error tree, retry what the policy allows."""
         if self._api_key is None:
             raise MissingAPIKeyError()
+
+        async def attempt() -> dict[str, Any]:
+            response = await self._http.request(method, self._endpoint_path, params=params, json=json_body)
+            logger.debug("%s %s -> %s", method, self._endpoint_path, response.status_code)
+            if not response.is_success:
+                raise _status_error(response)
+            return _json_object(response)
+
+        return await self._with_retries(f"{method} {self._endpoint_path}", attempt, idempotent=idempotent)
+
+    async def _with_retries(self, label: str, attempt: Callable[[], Awaitable[_T]], *, idempotent: bool) -> _T:
+        """The only retry loop: run `attempt` until it succeeds or the policy says stop."""
         policy = self._retry_policy
         started = self._clock()
-        attempt = 0
+        attempts = 0
         while True:
-            attempt += 1
-            error: BaseException
+            attempts += 1
             try:
-                response = await self._http.request(method, self._endpoint_path, params=params, json=json_body)
-            except httpx.TransportError as exc:
-                error = exc
-                retry_after = None
-            else:
-                logger.debug("%s %s -> %s (attempt %d)", method, self._endpoint_path, response.status_code, attempt)
-                if response.is_success:
-                    return _json_object(response)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                error = error_for_status(
-                    response.status_code,
-                    _body_of(response),
-                    retry_after=retry_after,
-                    request_id=response.headers.get("x-request-id"),
-                )
-            delay = retry_delay(attempt, policy, retry_after=retry_after, rng=self._rng)
+                return await attempt()
+            except (httpx.TransportError, APIStatusError) as exc:
+                error: Exception = exc
+            retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+            delay = retry_delay(attempts, policy, retry_after=retry_after, rng=self._rng)
             out_of_budget = self._clock() - started + delay > policy.max_total_seconds
-            if attempt >= policy.max_attempts or out_of_budget or not should_retry(error, idempotent=idempotent):
+            if attempts >= policy.max_attempts or out_of_budget or not should_retry(error, idempotent=idempotent):
                 raise _as_package_error(error)
-            logger.info(
-                "%s %s failed (%s); retry %d in %.1f s", method, self._endpoint_path, _describe(error), attempt, delay
-            )
+            logger.info("%s failed (%s); retry %d in %.1f s", label, _describe(error), attempts, delay)
             await self._sleep(delay)
 
 
@@ -300,6 +411,41 @@ def _check_generation_id(generation_id: str) -> None:
     # Ids are opaque (they contain ':' and '/'): only refuse what can never be one. httpx encodes the rest.
     if not generation_id.strip() or len(generation_id) > MAX_GENERATION_ID_LENGTH:
         raise ValueError(f"generation_id must be 1 to {MAX_GENERATION_ID_LENGTH} characters")
+
+
+def _status_error(response: httpx.Response) -> APIStatusError:
+    return error_for_status(
+        response.status_code,
+        _body_of(response),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        request_id=response.headers.get("x-request-id"),
+    )
+
+
+async def _stream_to_file(response: httpx.Response, target: Path, max_bytes: int) -> int:
+    """Write the body next to `target` under a hidden temporary name, then rename it into place."""
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    size = 0
+    try:
+        async with await anyio.open_file(partial, "wb") as file:
+            async for chunk in response.aiter_bytes(_DOWNLOAD_CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"The video is over the {max_bytes}-byte limit; download stopped")
+                await file.write(chunk)
+        await anyio.to_thread.run_sync(os.replace, partial, target)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.Path(partial).unlink(missing_ok=True)
+        raise
+    return size
+
+
+def safe_video_file_name(generation_id: str, *, when: datetime | None = None) -> str:
+    """A file name we generate (never one taken from the URL or the prompt): time plus a digest of the id."""
+    stamp = (when or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    digest = hashlib.sha256(generation_id.encode()).hexdigest()[:12]
+    return f"pixverse-{stamp}-{digest}.mp4"
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 DEFAULT_BASE_URL: Final = "https://api.aimlapi.com"
 # The provider's recommended path for every video model; the vendor path still works and is one setting away.
@@ -44,6 +44,32 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     poll_time_scale: float = Field(default=1.0, gt=0, le=1)
     """Shrinks the polling schedule, for the sandbox and tests whose generations take seconds, not a minute."""
+    state_dir: Path = Field(default_factory=lambda: default_state_dir())
+    output_dir: Path | None = None
+    """Where finished videos are saved; None saves only when a call asks (then under state_dir/videos)."""
+    max_download_mb: float = Field(default=500.0, gt=0)
+    reattach_window_seconds: float = Field(default=600.0, ge=0)
+    """A blocking call identical to one still in flight this recently re-attaches to it instead of paying again."""
+
+    @field_validator("state_dir", "output_dir")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal database file."""
+        return self.state_dir / "journal.sqlite3"
+
+    @property
+    def videos_dir(self) -> Path:
+        """Where a video is saved when a call asks for it."""
+        return self.output_dir if self.output_dir is not None else self.state_dir / "videos"
+
+    @property
+    def max_download_bytes(self) -> int:
+        """The download size cap in bytes."""
+        return int(self.max_download_mb * 1024 * 1024)
 
     @property
     def endpoint_path(self) -> str:
@@ -67,6 +93,10 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "PIXVERSE_MCP_MAX_WAIT_SECONDS": "max_wait_seconds",
     "PIXVERSE_MCP_LOG_LEVEL": "log_level",
     "PIXVERSE_MCP_POLL_TIME_SCALE": "poll_time_scale",
+    "PIXVERSE_MCP_STATE_DIR": "state_dir",
+    "PIXVERSE_MCP_OUTPUT_DIR": "output_dir",
+    "PIXVERSE_MCP_MAX_DOWNLOAD_MB": "max_download_mb",
+    "PIXVERSE_MCP_REATTACH_WINDOW_SECONDS": "reattach_window_seconds",
 }
 
 

@@ -10,7 +10,7 @@ PixVerseError
 │   ├── AuthenticationError       401: key missing or wrong
 │   ├── InsufficientCreditsError  403: out of credits
 │   ├── NotFoundError             404: unknown generation id
-│   ├── RateLimitError            429 (retry_after)
+│   ├── RateLimitError            429 (retry_after, as any status error may carry)
 │   └── UpstreamServerError       5xx and anything else unexpected
 ├── UnexpectedResponseError       2xx, but a body we cannot read (HTML page, no id, completed without URL)
 ├── CreateOutcomeUnknownError     the create request was sent but its answer was lost: it may have been accepted
@@ -58,13 +58,25 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIStatusError(PixVerseError):
-    """The API answered with an error status; `body` is a short excerpt of what it said."""
+    """The API answered with an error status; `body` is a short excerpt of what it said.
 
-    def __init__(self, message: str, *, status_code: int, body: str | None = None, request_id: str | None = None):
+    `retry_after` is the server's Retry-After hint in seconds (sent with 429 and some 503s), when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.status_code = status_code
         self.body = body
         self.request_id = request_id
+        self.retry_after = retry_after
 
 
 class BadRequestError(APIStatusError):
@@ -84,19 +96,7 @@ class NotFoundError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests; `retry_after` is the server's hint in seconds, when it gave one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int,
-        body: str | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ):
-        super().__init__(message, status_code=status_code, body=body, request_id=request_id)
-        self.retry_after = retry_after
+    """429: too many requests; wait `retry_after` seconds when the server said how long."""
 
 
 class UpstreamServerError(APIStatusError):
@@ -141,7 +141,12 @@ def error_for_status(
     """The one place an HTTP error status becomes a typed error."""
     detail = _detail(body)
     excerpt = detail[:_MAX_BODY_EXCERPT] if detail else None
-    kwargs: dict[str, Any] = {"status_code": status_code, "body": excerpt, "request_id": request_id}
+    kwargs: dict[str, Any] = {
+        "status_code": status_code,
+        "body": excerpt,
+        "request_id": request_id,
+        "retry_after": retry_after,
+    }
     suffix = f": {excerpt}" if excerpt else ""
     if status_code in (400, 422):
         return BadRequestError(f"The AI/ML API refused the request as invalid (HTTP {status_code}){suffix}", **kwargs)
@@ -157,9 +162,7 @@ def error_for_status(
     if status_code == 404:
         return NotFoundError(f"The AI/ML API knows no such generation (HTTP 404){suffix}", **kwargs)
     if status_code == 429:
-        return RateLimitError(
-            f"The AI/ML API is rate limiting requests (HTTP 429){suffix}", retry_after=retry_after, **kwargs
-        )
+        return RateLimitError(f"The AI/ML API is rate limiting requests (HTTP 429){suffix}", **kwargs)
     return UpstreamServerError(f"The AI/ML API answered HTTP {status_code}{suffix}", **kwargs)
 
 

@@ -5,12 +5,15 @@ Every result, error or not, names the generation id once one exists, so a paid v
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
-from mcp_types import CallToolResult, ResourceLink, TextContent
+from mcp_types import CallToolResult, ContentBlock, ResourceLink, TextContent
 from pydantic import BaseModel, Field
 
-from pixverse_mcp.models import Generation, GenerationStatus
+from pixverse_mcp.journal import JournalEntry
+from pixverse_mcp.models import GenerationStatus
+from pixverse_mcp.service import Outcome
 
 
 class VideoResult(BaseModel):
@@ -34,6 +37,12 @@ class VideoResult(BaseModel):
     usage: dict[str, Any] | None = Field(
         default=None, description="What the provider charged for the generation (meta.usage), when known."
     )
+    reattached: bool = Field(
+        default=False, description="True when an identical generation already running was re-used (no new charge)."
+    )
+    local_path: str | None = Field(default=None, description="Where the video was saved on this machine, if it was.")
+    file_size_bytes: int | None = Field(default=None, description="Size of the saved file.")
+    save_error: str | None = Field(default=None, description="Why saving the video failed, if it did.")
     next_step: str = Field(description="What to do next, in words an agent can follow.")
 
 
@@ -42,27 +51,32 @@ def status_call(generation_id: str, wait_seconds: float) -> str:
     return f'get_video_status(generation_id="{generation_id}", wait_seconds={wait_seconds:g})'
 
 
-def video_result(
-    generation: Generation,
-    *,
-    continue_wait_seconds: float,
-    elapsed_seconds: float | None = None,
-    estimated_seconds_remaining: float | None = None,
-    usage: dict[str, Any] | None = None,
-) -> CallToolResult:
-    """A successful tool result for `generation`: structured content, a one-line summary, and a link when done."""
+def outcome_result(outcome: Outcome, *, continue_wait_seconds: float) -> CallToolResult:
+    """The tool result for an outcome: structured content, a one-line summary, and a link when done.
+
+    A failed generation is a tool error (`isError`) that still carries the full structured state and the id.
+    """
+    generation = outcome.generation
     status = generation.status
     gid = generation.id
     if status is GenerationStatus.COMPLETED:
-        next_step = "Done: give the user video_url (it is temporary storage; download it if it must be kept)."
+        next_step = "Done: give the user video_url (temporary storage: download it if it must be kept)."
         summary = f"Video ready: {generation.video_url} (generation {gid})."
+        if outcome.saved is not None:
+            next_step = f"Done: the video is saved at {outcome.saved.path}; video_url is temporary storage."
+            summary += f" Saved to {outcome.saved.path} ({outcome.saved.size} bytes)."
+        elif outcome.save_error:
+            summary += f" Saving it failed: {outcome.save_error}"
     elif status is GenerationStatus.FAILED:
         next_step = "The generation failed; adjust the prompt or options and create a new one if the user wants."
         summary = f"Generation {gid} failed: {generation.error}"
     else:
-        left = f", about {estimated_seconds_remaining:.0f} s left" if estimated_seconds_remaining else ""
+        remaining = outcome.remaining_seconds
+        left = f", about {remaining:.0f} s left" if remaining else ""
         next_step = f"Still running. Continue with {status_call(gid, continue_wait_seconds)}."
         summary = f"Generation {gid} is {status.value}{left}. {next_step}"
+    if outcome.reattached:
+        summary = f"Re-attached to the identical generation already running (no new charge). {summary}"
     result = VideoResult(
         generation_id=gid,
         status=status,
@@ -70,14 +84,16 @@ def video_result(
         video_url=generation.video_url,
         error=generation.error,
         raw_status=generation.raw_status,
-        elapsed_seconds=None if elapsed_seconds is None else round(elapsed_seconds, 1),
-        estimated_seconds_remaining=None
-        if estimated_seconds_remaining is None
-        else round(estimated_seconds_remaining, 1),
-        usage=usage if usage is not None else generation.usage,
+        elapsed_seconds=_rounded(outcome.elapsed_seconds),
+        estimated_seconds_remaining=_rounded(outcome.remaining_seconds),
+        usage=generation.usage,
+        reattached=outcome.reattached,
+        local_path=str(outcome.saved.path) if outcome.saved else None,
+        file_size_bytes=outcome.saved.size if outcome.saved else None,
+        save_error=outcome.save_error,
         next_step=next_step,
     )
-    content: list[Any] = [TextContent(type="text", text=summary)]
+    content: list[ContentBlock] = [TextContent(type="text", text=summary)]
     if generation.video_url:
         content.append(
             ResourceLink(
@@ -95,6 +111,10 @@ def video_result(
     )
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def error_result(message: str, *, generation_id: str | None = None) -> CallToolResult:
     """A tool error (`isError`) an agent can act on; it carries the generation id when one exists."""
     text = message if generation_id is None or generation_id in message else f"{message} (generation {generation_id})"
@@ -108,6 +128,71 @@ def error_result(message: str, *, generation_id: str | None = None) -> CallToolR
 def progress_message(status: GenerationStatus | None, elapsed: float, expected: float) -> str:
     """A line a person can read: "generating, 24 s elapsed, about 15 s left"."""
     label = status.value if status is not None else "waiting for the first status"
-    if elapsed < expected:
+    if expected - elapsed >= 1:
         return f"{label}, {elapsed:.0f} s elapsed, about {expected - elapsed:.0f} s left"
     return f"{label}, {elapsed:.0f} s elapsed, taking longer than the usual {expected:.0f} s"
+
+
+class JournalVideo(BaseModel):
+    """One generation as the journal remembers it."""
+
+    generation_id: str
+    status: GenerationStatus
+    created_at: str = Field(description="When we received the id (ISO 8601, UTC).")
+    updated_at: str = Field(description="When we last heard of it (ISO 8601, UTC).")
+    prompt: str | None = None
+    options: dict[str, Any] | None = Field(default=None, description="The other request fields (resolution, ...).")
+    video_url: str | None = None
+    error: str | None = None
+    usage: dict[str, Any] | None = None
+    local_path: str | None = None
+
+
+class VideoList(BaseModel):
+    """The journal's newest generations (the `list_videos` tool's `outputSchema`)."""
+
+    videos: list[JournalVideo]
+    next_step: str
+
+
+def journal_video(entry: JournalEntry) -> JournalVideo:
+    """An entry in the shape agents see."""
+    request = dict(entry.request or {})
+    prompt = request.pop("prompt", None)
+    request.pop("model", None)
+    return JournalVideo(
+        generation_id=entry.generation_id,
+        status=entry.status,
+        created_at=_iso(entry.created_at),
+        updated_at=_iso(entry.updated_at),
+        prompt=prompt if isinstance(prompt, str) else None,
+        options=request or None,
+        video_url=entry.video_url,
+        error=entry.error,
+        usage=entry.usage,
+        local_path=entry.local_path,
+    )
+
+
+def list_result(entries: list[JournalEntry], *, continue_wait_seconds: float) -> CallToolResult:
+    """The list_videos result: structured list plus a one-line summary."""
+    videos = [journal_video(entry) for entry in entries]
+    pending = [video.generation_id for video in videos if not video.status.is_final]
+    if pending:
+        next_step = f"For a video still running, call {status_call(pending[0], continue_wait_seconds)}."
+    else:
+        next_step = "Every listed video is finished."
+    counts = ", ".join(
+        f"{sum(video.status is status for video in videos)} {status.value}"
+        for status in GenerationStatus
+        if any(video.status is status for video in videos)
+    )
+    summary = f"{len(videos)} video(s) in the journal" + (f": {counts}." if counts else ".")
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"{summary} {next_step}")],
+        structured_content=VideoList(videos=videos, next_step=next_step).model_dump(mode="json"),
+    )
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="seconds")

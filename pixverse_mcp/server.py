@@ -1,7 +1,7 @@
-"""The MCP server: three tools over one `PixVerseClient`, built by `build_server(settings)`.
+"""The MCP server: the video tools and the journal resource over one `VideoService`, built by `build_server`.
 
-The server is thin: it validates arguments (before any request leaves the process), turns tool calls into client
-calls, results into structured output plus a one-line summary, and errors into tool errors an agent can act on.
+The server is thin: arguments are checked before the tool body runs (`arguments.py`), the work is the service's,
+and results become structured output plus a one-line summary (`results.py`), errors tool errors an agent can act on.
 """
 
 # No `from __future__ import annotations`: the SDK evaluates tool signatures, which use closure values.
@@ -13,30 +13,44 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from pixverse_mcp import __version__
+from pixverse_mcp.arguments import (
+    AspectRatioArg,
+    DurationArg,
+    GenerationIdArg,
+    ListLimitArg,
+    NegativePromptArg,
+    PromptArg,
+    ResolutionArg,
+    SeedArg,
+    StatusFilterArg,
+    StrictArgumentsTool,
+    StyleArg,
+    video_request,
+)
 from pixverse_mcp.client import PixVerseClient, WaitUpdate, default_timeout
 from pixverse_mcp.config import Settings
-from pixverse_mcp.errors import GenerationFailedError, MissingAPIKeyError, PixVerseError, WaitTimeoutError
-from pixverse_mcp.models import (
-    MAX_GENERATION_ID_LENGTH,
-    MAX_PROMPT_LENGTH,
-    MAX_SEED,
-    AspectRatio,
-    Duration,
-    Resolution,
-    Style,
-    VideoRequest,
-)
+from pixverse_mcp.errors import GenerationError, MissingAPIKeyError, NotFoundError, PixVerseError
+from pixverse_mcp.journal import Journal
+from pixverse_mcp.models import GenerationStatus
 from pixverse_mcp.polling import PollingPolicy
-from pixverse_mcp.results import VideoResult, error_result, progress_message, status_call, video_result
+from pixverse_mcp.results import (
+    VideoList,
+    VideoResult,
+    error_result,
+    journal_video,
+    list_result,
+    outcome_result,
+    progress_message,
+    status_call,
+)
+from pixverse_mcp.service import Outcome, VideoService
 
 logger = logging.getLogger(__name__)
 
@@ -44,123 +58,48 @@ INSTRUCTIONS = """\
 Generate short videos from text with PixVerse v5 (through the AI/ML API).
 A video takes about 30-40 s (5 s clip at 720p) to about 75 s (1080p).
 - generate_video_blocking: the simplest way. Starts a video and waits (about 50 s at most by default). If the
-  video is not ready by then it returns the generation_id with status still running: continue with
+  video is not ready by then it returns the generation_id with done=false: continue with
   get_video_status(generation_id, wait_seconds=50) until done is true.
 - create_video + get_video_status: start now, check later (for several videos at once, or to do other work).
+- list_videos: every video this server started, newest first (to find a generation_id again).
 Never start the same video twice because a call ended early: every result carries the generation_id to resume with.
 """
 
-PromptArg = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=MAX_PROMPT_LENGTH,
-        description="What the video shows: subject, action, setting, camera, light. English works best. "
-        f"At most {MAX_PROMPT_LENGTH} characters.",
-    ),
-]
-AspectRatioArg = Annotated[AspectRatio, Field(description="Frame shape: 16:9 landscape, 9:16 vertical, 1:1 square.")]
-ResolutionArg = Annotated[
-    Resolution, Field(description="Short side of the frame. Higher takes longer and costs more; 1080p is 5 s only.")
-]
-DurationArg = Annotated[Duration, Field(description="Clip length in seconds: 5 or 8 (8 is not available at 1080p).")]
-NegativePromptArg = Annotated[
-    str | None, Field(max_length=MAX_PROMPT_LENGTH, description="What the video should avoid (optional).")
-]
-StyleArg = Annotated[Style | None, Field(description="Optional visual style; omit for a realistic look.")]
-SeedArg = Annotated[
-    int | None,
-    Field(ge=0, le=MAX_SEED, description="Optional; the same seed with the same request gives a similar video."),
-]
-GenerationIdArg = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=MAX_GENERATION_ID_LENGTH,
-        description="The generation_id a create_video or generate_video_blocking call returned.",
-    ),
-]
 VideoToolResult = Annotated[CallToolResult, VideoResult]
+ListToolResult = Annotated[CallToolResult, VideoList]
+GENERATION_RESOURCE = "pixverse://generations/{+generation_id}"
 
 
 @dataclass
 class ServerContext:
-    """What the lifespan shares with every tool call: the settings and the one client (None without a key)."""
+    """What the lifespan shares with every call: the settings, the journal, and the service (None without a key)."""
 
     settings: Settings
-    client: PixVerseClient | None
-
-
-class StrictArgumentsTool(Tool):
-    """A tool that refuses unknown arguments and explains invalid ones in plain words, naming the allowed values.
-
-    The SDK would ignore a misspelt argument (a wrong-sized video the user pays for) and answers invalid ones with
-    pydantic's raw text; both checks run here, before the tool body, so nothing is ever sent for bad input.
-    """
-
-    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
-        properties: dict[str, Any] = self.parameters.get("properties", {})
-        unknown = sorted(set(arguments) - set(properties))
-        if unknown:
-            raise ToolError(
-                f"Unknown argument(s) for {self.name}: {', '.join(unknown)}. "
-                f"Allowed arguments: {', '.join(properties)}."
-            )
-        try:
-            self.fn_metadata.validate_arguments(arguments)
-        except ValidationError as exc:
-            raise ToolError(f"Invalid arguments for {self.name}: {describe_validation_error(exc, properties)}") from exc
-        return await super().run(arguments, context, convert_result=convert_result)
-
-
-def describe_validation_error(exc: ValidationError, properties: dict[str, Any] | None = None) -> str:
-    """Each problem as "`field`: what is wrong (allowed: ...)", without echoing the rejected value."""
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is required"
-        allowed = _allowed_values((properties or {}).get(str(error["loc"][0]) if error["loc"] else "", {}))
-        described = f"`{field}`: {message}" if field else message
-        problems.append(f"{described} (allowed: {allowed})" if allowed else described)
-    return "; ".join(problems)
-
-
-def _allowed_values(schema: dict[str, Any]) -> str | None:
-    options = [schema, *schema.get("anyOf", [])]
-    for option in options:
-        if "enum" in option:
-            values = ", ".join(json.dumps(value) for value in option["enum"])
-            default = schema.get("default")
-            return f"{values}; default {json.dumps(default)}" if default is not None else values
-    return None
-
-
-def _video_request(**fields: Any) -> VideoRequest:
-    try:
-        return VideoRequest(**fields)
-    except ValidationError as exc:
-        raise ToolError(f"Invalid video request: {describe_validation_error(exc)}") from exc
+    journal: Journal
+    service: VideoService | None
 
 
 def build_server(settings: Settings) -> MCPServer[ServerContext]:
-    """The MCP server for these settings. Nothing touches the network until a tool is called."""
+    """The MCP server for these settings. Nothing touches the network or the disk until a tool is called."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ServerContext]) -> AsyncIterator[ServerContext]:
-        if not settings.has_api_key:
-            logger.warning("AIMLAPI_API_KEY is not set: every tool will explain how to set it")
-            yield ServerContext(settings, None)
-            return
-        async with PixVerseClient(
-            api_key=settings.api_key,
-            base_url=settings.base_url,
-            endpoint_path=settings.endpoint_path,
-            timeout=default_timeout(settings.connect_timeout_seconds, settings.read_timeout_seconds),
-            polling_policy=PollingPolicy(time_scale=settings.poll_time_scale),
-        ) as client:
-            yield ServerContext(settings, client)
+        journal = Journal(settings.journal_path)
+        try:
+            if not settings.has_api_key:
+                logger.warning("AIMLAPI_API_KEY is not set: every video tool will explain how to set it")
+                yield ServerContext(settings, journal, None)
+                return
+            async with PixVerseClient(
+                api_key=settings.api_key,
+                base_url=settings.base_url,
+                endpoint_path=settings.endpoint_path,
+                timeout=default_timeout(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+                polling_policy=PollingPolicy(time_scale=settings.poll_time_scale),
+            ) as client:
+                yield ServerContext(settings, journal, VideoService(client, journal, settings))
+        finally:
+            journal.close()
 
     tools = [
         StrictArgumentsTool.from_function(
@@ -168,7 +107,7 @@ def build_server(settings: Settings) -> MCPServer[ServerContext]:
         )
         for function, title, annotations in _tool_functions(settings)
     ]
-    return MCPServer(
+    server = MCPServer(
         "pixverse-mcp",
         title="PixVerse video generation",
         version=__version__,
@@ -178,17 +117,43 @@ def build_server(settings: Settings) -> MCPServer[ServerContext]:
         log_level=settings.log_level,
     )
 
+    @server.resource(
+        GENERATION_RESOURCE,
+        name="generation",
+        title="A generation in the journal",
+        description="Everything the journal knows of one generation: request, status history, video URL, file.",
+        mime_type="application/json",
+    )
+    async def generation_resource(generation_id: str, ctx: Context[ServerContext, Any]) -> str:
+        journal = ctx.request_context.lifespan_context.journal
+        entry = await journal.get(generation_id)
+        if entry is None:
+            raise ResourceError(f"No generation {generation_id} in the journal")
+        history = await journal.status_history(generation_id)
+        document = journal_video(entry).model_dump(mode="json")
+        document["status_history"] = [{"at": at, "status": status} for at, status in history]
+        return json.dumps(document, indent=2)
 
-def _client(ctx: Context[ServerContext, Any]) -> PixVerseClient:
-    client = ctx.request_context.lifespan_context.client
-    if client is None:
+    return server
+
+
+def _service(ctx: Context[ServerContext, Any]) -> VideoService:
+    service = ctx.request_context.lifespan_context.service
+    if service is None:
         raise ToolError(str(MissingAPIKeyError()))
-    return client
+    return service
 
 
 def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, ToolAnnotations]]:
     budget = settings.wait_budget_seconds
     max_wait = settings.max_wait_seconds
+    save_description = (
+        "Also download the finished video to this machine and report its path "
+        f"(default: {'yes, into ' + str(settings.output_dir) if settings.output_dir else 'no'})."
+    )
+
+    def report(outcome: Outcome) -> CallToolResult:
+        return outcome_result(outcome, continue_wait_seconds=budget)
 
     async def create_video(
         ctx: Context[ServerContext, Any],
@@ -203,11 +168,11 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
         """Start generating a video and return its generation_id at once (it does not wait).
 
         Use this to start several videos in parallel or to do other work meanwhile; then call get_video_status
-        with the generation_id (optionally with wait_seconds to wait there). A video takes about 30-40 s at 720p,
-        about 75 s at 1080p. Each call starts a new, paid generation: do not call it again to "retry" a video
-        whose generation_id you already have.
+        with the generation_id (with wait_seconds to wait there). A video takes about 30-40 s at 720p, about 75 s
+        at 1080p. Each call starts a new, paid generation: do not call it again to "retry" a video whose
+        generation_id you already have.
         """
-        request = _video_request(
+        request = video_request(
             prompt=prompt,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
@@ -216,13 +181,13 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
             style=style,
             seed=seed,
         )
-        client = _client(ctx)
+        service = _service(ctx)
         try:
-            generation = await client.create(request)
+            generation = await service.start(request)
         except PixVerseError as exc:
             return error_result(str(exc))
-        expected = client.polling_policy.expected_seconds(request.resolution, request.duration)
-        return video_result(generation, continue_wait_seconds=budget, estimated_seconds_remaining=expected)
+        expected = service.client.polling_policy.expected_seconds(request.resolution, request.duration)
+        return report(Outcome(generation, remaining_seconds=expected))
 
     async def get_video_status(
         ctx: Context[ServerContext, Any],
@@ -233,24 +198,25 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
                 ge=0,
                 le=max_wait,
                 description=f"0 (default) looks once and returns. More waits up to that many seconds for the video "
-                f"to finish, reporting progress; keep it at {budget:g} or less so the call ends before the "
-                "host's time limit.",
+                f"to finish, with progress; keep it at {budget:g} or less so the call ends before the host's "
+                "time limit.",
             ),
         ] = 0,
+        save_to_disk: Annotated[bool | None, Field(description=save_description)] = None,
     ) -> VideoToolResult:
-        """Check a generation started by create_video or generate_video_blocking: status, and video_url when done.
+        """Check a generation started earlier: its status, and video_url when it is done.
 
         With wait_seconds > 0 it waits (with progress) until the video is done or the time is up, and returns the
         current state either way; call it again while done is false.
         """
-        client = _client(ctx)
-        if wait_seconds <= 0:
-            try:
-                generation = await client.get(generation_id)
-            except PixVerseError as exc:
-                return error_result(str(exc), generation_id=generation_id)
-            return video_result(generation, continue_wait_seconds=budget)
-        return await _wait_and_report(ctx, client, generation_id, wait_seconds, budget)
+        service = _service(ctx)
+        try:
+            outcome = await service.status(
+                generation_id, wait_seconds=wait_seconds, save=save_to_disk, on_update=_ProgressReporter(ctx)
+            )
+        except GenerationError as exc:
+            return _lookup_failed(exc, budget)
+        return report(outcome)
 
     async def generate_video_blocking(
         ctx: Context[ServerContext, Any],
@@ -271,14 +237,23 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
                 "generation_id to continue with; nothing is lost.",
             ),
         ] = None,
+        save_to_disk: Annotated[bool | None, Field(description=save_description)] = None,
+        force_new: Annotated[
+            bool,
+            Field(
+                description="Start a new generation even if an identical one is still running from an earlier "
+                "call (by default such a call re-attaches to it, so a retry is not paid twice)."
+            ),
+        ] = False,
     ) -> VideoToolResult:
         """Generate a video and wait for it: returns video_url when done, with progress while it runs.
 
         A video takes about 30-40 s at 720p, about 75 s at 1080p. If it is not ready within timeout_seconds the
-        call still succeeds, with done false and the generation_id: continue with get_video_status(generation_id,
-        wait_seconds=...). Never call this again to retry a video you already have a generation_id for.
+        call still succeeds, with done=false and the generation_id: continue with get_video_status(generation_id,
+        wait_seconds=...). Calling it again with the same arguments while that video is still running re-attaches
+        to it instead of paying for another.
         """
-        request = _video_request(
+        request = video_request(
             prompt=prompt,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
@@ -287,90 +262,64 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
             style=style,
             seed=seed,
         )
-        client = _client(ctx)
+        service = _service(ctx)
         try:
-            generation = await client.create(request)
+            outcome = await service.generate(
+                request,
+                timeout=timeout_seconds or budget,
+                force_new=force_new,
+                save=save_to_disk,
+                on_update=_ProgressReporter(ctx),
+            )
+        except GenerationError as exc:
+            return _lookup_failed(exc, budget)
         except PixVerseError as exc:
             return error_result(str(exc))
-        expected = client.polling_policy.expected_seconds(request.resolution, request.duration)
-        return await _wait_and_report(
-            ctx, client, generation.id, timeout_seconds or budget, budget, expected=expected, usage=generation.usage
+        return report(outcome)
+
+    async def list_videos(
+        ctx: Context[ServerContext, Any],
+        limit: ListLimitArg = 20,
+        status: StatusFilterArg = None,
+    ) -> ListToolResult:
+        """List the videos this server has started (from its journal), newest first, with their last known status.
+
+        Use it to find a generation_id again. The status shown is the last one seen; call get_video_status for a
+        fresh one. Works without an API key.
+        """
+        journal = ctx.request_context.lifespan_context.journal
+        entries = await journal.recent(limit=limit, status=GenerationStatus(status) if status else None)
+        return list_result(entries, continue_wait_seconds=budget)
+
+    # Titles and hints per MCP's tool annotations: every tool talks to an outside service (open world) except the
+    # journal listing; the status check and the listing only read; creating is never idempotent (a new, paid video).
+    def hints(*, read_only: bool, idempotent: bool, open_world: bool = True) -> ToolAnnotations:
+        return ToolAnnotations(
+            read_only_hint=read_only, destructive_hint=False, idempotent_hint=idempotent, open_world_hint=open_world
         )
 
-    # Titles and hints per MCP's tool annotations: every tool talks to an outside service (open world);
-    # only the status check is read-only; creating is never idempotent (each call is a new, paid video).
     return [
-        (
-            create_video,
-            "Start a video",
-            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
-        ),
-        (
-            get_video_status,
-            "Check a video",
-            ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True),
-        ),
-        (
-            generate_video_blocking,
-            "Generate a video and wait",
-            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True),
-        ),
+        (create_video, "Start a video", hints(read_only=False, idempotent=False)),
+        (get_video_status, "Check a video", hints(read_only=True, idempotent=True)),
+        (generate_video_blocking, "Generate a video and wait", hints(read_only=False, idempotent=False)),
+        (list_videos, "List my videos", hints(read_only=True, idempotent=True, open_world=False)),
     ]
 
 
-async def _wait_and_report(
-    ctx: Context[ServerContext, Any],
-    client: PixVerseClient,
-    generation_id: str,
-    wait_seconds: float,
-    budget: float,
-    *,
-    expected: float | None = None,
-    usage: dict[str, Any] | None = None,
-) -> CallToolResult:
-    """Wait for a generation with progress notifications, and report how it ended: never lose the id."""
-    progress = _ProgressReporter(ctx)
-    started = anyio.current_time()
-    try:
-        generation = await client.wait(
-            generation_id, timeout=wait_seconds, on_update=progress, expected_seconds=expected
-        )
-    except WaitTimeoutError as exc:
-        latest = exc.generation
-        elapsed = anyio.current_time() - started
-        remaining = (expected or client.polling_policy.expected_seconds()) - elapsed
-        if latest is None:
-            return error_result(
-                f"Could not read the status of generation {generation_id} in {wait_seconds:g} s (the API did "
-                f"not answer usably). It may still be running: continue with {status_call(generation_id, budget)}.",
-                generation_id=generation_id,
-            )
-        return video_result(
-            latest,
-            continue_wait_seconds=budget,
-            elapsed_seconds=elapsed,
-            estimated_seconds_remaining=max(remaining, 0.0) or None,
-            usage=usage,
-        )
-    except GenerationFailedError as exc:
-        if exc.generation is not None:
-            return video_result(exc.generation, continue_wait_seconds=budget, usage=usage)
-        return error_result(str(exc), generation_id=generation_id)
-    except PixVerseError as exc:
-        return error_result(
-            f"{exc}. The generation may still be running: check it with {status_call(generation_id, 0)}.",
-            generation_id=generation_id,
-        )
-    except anyio.get_cancelled_exc_class():
-        logger.warning("wait for generation %s cancelled by the client; it goes on upstream", generation_id)
-        raise
-    return video_result(
-        generation, continue_wait_seconds=budget, elapsed_seconds=anyio.current_time() - started, usage=usage
-    )
+def _lookup_failed(exc: GenerationError, budget: float) -> CallToolResult:
+    reason = str(exc).rstrip(".")
+    if isinstance(exc.__cause__, NotFoundError):
+        advice = "Check the generation_id (list_videos shows the ones this server started)."
+    else:
+        advice = f"The generation may still be running: check it later with {status_call(exc.generation_id, budget)}."
+    return error_result(f"{reason}. {advice}", generation_id=exc.generation_id)
 
 
 class _ProgressReporter:
-    """Turns the client's wait updates into MCP progress notifications with increasing values and a message."""
+    """Turns the client's wait updates into MCP progress notifications with increasing values and a message.
+
+    A no-op when the caller sent no progress token (the SDK drops the notification).
+    """
 
     def __init__(self, ctx: Context[ServerContext, Any]) -> None:
         self._ctx = ctx
@@ -378,7 +327,7 @@ class _ProgressReporter:
 
     async def __call__(self, update: WaitUpdate) -> None:
         # Progress is elapsed seconds (always increasing); the total is the usual duration while we are within it.
-        value = max(round(update.elapsed_seconds, 1), self._last + 0.1)
+        value = max(round(update.elapsed_seconds, 1), round(self._last + 0.1, 1))
         self._last = value
         total = update.expected_seconds if value < update.expected_seconds else None
         message = progress_message(update.status, update.elapsed_seconds, update.expected_seconds)

@@ -1,0 +1,210 @@
+"""What a video request goes through, whoever makes it (an MCP tool or the command line): start or re-attach,
+journal, wait, save. The MCP server and the CLI are thin front ends over `VideoService`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from pixverse_mcp.client import DownloadedVideo, PixVerseClient, UpdateCallback, WaitUpdate, safe_video_file_name
+from pixverse_mcp.config import Settings
+from pixverse_mcp.errors import DownloadError, GenerationError, GenerationFailedError, PixVerseError, WaitTimeoutError
+from pixverse_mcp.journal import Journal, JournalEntry, request_key
+from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a call about one generation ended: its latest state plus what we know around it."""
+
+    generation: Generation
+    elapsed_seconds: float | None = None
+    """How long this call waited."""
+    remaining_seconds: float | None = None
+    """Rough time left by the usual figures, while it is still running."""
+    reattached: bool = False
+    """True when an identical in-flight generation was re-used instead of paying for a new one."""
+    saved: DownloadedVideo | None = None
+    save_error: str | None = None
+
+
+class VideoService:
+    """Start, re-attach, wait for and save generations, journaling every id before anyone else sees it."""
+
+    def __init__(self, client: PixVerseClient, journal: Journal, settings: Settings) -> None:
+        self.client = client
+        self.journal = journal
+        self.settings = settings
+        self._create_locks: dict[str, anyio.Lock] = {}
+
+    def expected_seconds(self, request: dict[str, object] | None) -> float:
+        """The usual generation time for a journaled request body (the default when unknown)."""
+        resolution = request.get("resolution", "720p") if request else None
+        duration = request.get("duration", 5) if request else None
+        policy = self.client.polling_policy
+        if isinstance(resolution, str) and isinstance(duration, int):
+            return policy.expected_seconds(resolution, duration)
+        return policy.expected_seconds()
+
+    async def start(self, request: VideoRequest) -> Generation:
+        """Create a new generation and journal it before returning. Raises `PixVerseError` if it was not created."""
+        generation = await self.client.create(request)
+        await self._journal(self.journal.record_created(generation, request))
+        return generation
+
+    async def generate(
+        self,
+        request: VideoRequest,
+        *,
+        timeout: float,
+        force_new: bool = False,
+        save: bool | None = None,
+        on_update: UpdateCallback | None = None,
+    ) -> Outcome:
+        """Start (or re-attach to an identical in-flight) generation and wait up to `timeout` seconds for it.
+
+        A generation still running when time is up is a normal outcome (not an error): the id goes back to the
+        caller with an estimate. Raises `PixVerseError` when nothing was created, `GenerationError` (with the id)
+        when the status could not be read.
+        """
+        key = request_key(request)
+        lock = self._create_locks.setdefault(key, anyio.Lock())
+        try:
+            async with lock:  # two identical calls at once: the second re-attaches to the first's generation
+                existing = None if force_new else await self._in_flight(key)
+                generation = existing.as_generation() if existing else await self.start(request)
+        finally:
+            if not lock.statistics().tasks_waiting:
+                self._create_locks.pop(key, None)
+        if existing is not None:
+            logger.info("re-attaching to in-flight generation %s instead of creating a new one", generation.id)
+        expected = self.client.polling_policy.expected_seconds(request.resolution, request.duration)
+        elapsed_before = time.time() - existing.created_at if existing else 0.0
+        outcome = await self._wait(generation, timeout, expected, elapsed_before, save, on_update)
+        return replace(outcome, reattached=existing is not None)
+
+    async def status(
+        self,
+        generation_id: str,
+        *,
+        wait_seconds: float = 0.0,
+        save: bool | None = None,
+        on_update: UpdateCallback | None = None,
+    ) -> Outcome:
+        """The current state of a generation; with `wait_seconds` > 0, wait that long at most for it to finish."""
+        if wait_seconds <= 0:
+            try:
+                generation = await self.client.get(generation_id)
+            except PixVerseError as exc:
+                raise GenerationError(str(exc), generation_id=generation_id) from exc
+            await self._journal(self.journal.record_status(generation))
+            return await self._finish(generation, save, elapsed=None, remaining=None)
+        entry = await self._journal(self.journal.get(generation_id))
+        known = entry.as_generation() if entry else Generation(id=generation_id, status=GenerationStatus.UNKNOWN)
+        expected = self.expected_seconds(entry.request if entry else None)
+        elapsed_before = time.time() - entry.created_at if entry and entry.request else 0.0
+        return await self._wait(known, wait_seconds, expected, elapsed_before, save, on_update)
+
+    async def recent(self, *, limit: int, status: GenerationStatus | None = None) -> list[JournalEntry]:
+        """The newest journaled generations."""
+        return await self.journal.recent(limit=limit, status=status)
+
+    async def _wait(
+        self,
+        generation: Generation,
+        timeout: float,
+        expected: float,
+        elapsed_before: float,
+        save: bool | None,
+        on_update: UpdateCallback | None,
+    ) -> Outcome:
+        async def journal_and_forward(update: WaitUpdate) -> None:
+            if update.status_changed and update.generation is not None:
+                await self._journal(self.journal.record_status(update.generation))
+            if on_update is not None:
+                await on_update(update)
+
+        started = anyio.current_time()
+        try:
+            final = await self.client.wait(
+                generation.id,
+                timeout=timeout,
+                on_update=journal_and_forward,
+                expected_seconds=expected,
+                elapsed_before=elapsed_before,
+            )
+        except WaitTimeoutError as exc:
+            elapsed = anyio.current_time() - started
+            remaining = expected - elapsed_before - elapsed
+            return Outcome(
+                exc.generation or generation,
+                elapsed_seconds=elapsed,
+                remaining_seconds=remaining if remaining > 0 else None,
+            )
+        except GenerationFailedError as exc:
+            failed = exc.generation or generation.model_copy(update={"status": GenerationStatus.FAILED})
+            return Outcome(failed, elapsed_seconds=anyio.current_time() - started)
+        except PixVerseError as exc:
+            raise GenerationError(str(exc), generation_id=generation.id) from exc
+        except anyio.get_cancelled_exc_class():
+            logger.warning("wait for generation %s cancelled; it goes on upstream and is in the journal", generation.id)
+            raise
+        return await self._finish(final, save, elapsed=anyio.current_time() - started, remaining=None)
+
+    async def _finish(
+        self, generation: Generation, save: bool | None, *, elapsed: float | None, remaining: float | None
+    ) -> Outcome:
+        """Save a completed video when asked (or when an output folder is configured)."""
+        wants_file = save if save is not None else self.settings.output_dir is not None
+        saved: DownloadedVideo | None = None
+        save_error: str | None = None
+        if wants_file and generation.status is GenerationStatus.COMPLETED and generation.video_url:
+            try:
+                saved = await self._save(generation.id, generation.video_url)
+            except DownloadError as exc:
+                save_error = str(exc)
+        return Outcome(generation, elapsed, remaining, saved=saved, save_error=save_error)
+
+    async def _save(self, generation_id: str, url: str) -> DownloadedVideo:
+        """Download once: a file the journal already has (and that still exists) is reused."""
+        entry = await self._journal(self.journal.get(generation_id))
+        if (
+            entry is not None
+            and entry.local_path is not None
+            and entry.file_size is not None
+            and await anyio.Path(entry.local_path).is_file()
+        ):
+            return DownloadedVideo(Path(entry.local_path), entry.file_size, None)
+        saved = await self.client.download(
+            url,
+            self.settings.videos_dir,
+            file_name=safe_video_file_name(generation_id),
+            max_bytes=self.settings.max_download_bytes,
+        )
+        await self._journal(self.journal.record_download(generation_id, saved.path, saved.size))
+        return saved
+
+    async def _in_flight(self, key: str) -> JournalEntry | None:
+        window = self.settings.reattach_window_seconds
+        if window <= 0:
+            return None
+        return await self._journal(self.journal.find_in_flight(key, newer_than=time.time() - window))
+
+    async def _journal(self, operation: Awaitable[_T]) -> _T | None:
+        """Run a journal operation; a broken journal is logged, never allowed to lose the caller's result."""
+        try:
+            return await operation
+        except (sqlite3.Error, OSError) as exc:
+            logger.error("journal unavailable (%s): generation ids are only in tool results and logs", exc)
+            return None

@@ -1,0 +1,54 @@
+"""Shared fixtures: a real sandbox over HTTP, and the real server as a subprocess over stdio."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
+
+# Sandbox timings for tests: a generation takes about 1.3 s instead of 35 s.
+FAST_SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=1.0)
+# The polling schedule scaled the same way (1.3 s / 35 s).
+FAST_POLL_SCALE = "0.04"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    """A fresh sandbox on a free loopback port, serving real HTTP."""
+    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
+        yield running
+
+
+def server_env(sandbox: RunningSandbox | None, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment for a server subprocess pointed at `sandbox` (no key when sandbox is None)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PIXVERSE_MCP_POLL_TIME_SCALE": FAST_POLL_SCALE,
+        "PIXVERSE_MCP_STATE_DIR": str(tmp_path / "state"),
+        "PIXVERSE_MCP_LOG_LEVEL": "DEBUG",
+    }
+    if sandbox is not None:
+        env["AIMLAPI_API_KEY"] = SANDBOX_API_KEY
+        env["AIMLAPI_BASE_URL"] = sandbox.url
+    env.update(extra)
+    return env
+
+
+@asynccontextmanager
+async def stdio_client(env: dict[str, str], *args: str, **client_options: object) -> AsyncIterator[Client]:
+    """The real server, started as `python -m pixverse_mcp` over stdio, with the SDK's Client connected to it."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "pixverse_mcp", *args], env=env)
+    async with Client(params, **client_options) as client:  # type: ignore[arg-type]
+        yield client
