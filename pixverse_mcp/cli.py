@@ -1,12 +1,12 @@
-"""`pixverse-mcp`: parse options, set up logging on stderr, and run the server on the chosen transport.
+"""`pixverse-mcp`: run the MCP server (the default), or use the API from a terminal (`generate`, `status`, `list`).
 
-Nothing heavy is imported until it is needed, so a host launching the server over stdio gets an answer fast.
+Only the standard library and the settings are imported here: the server, the SDK and rich are imported when the
+chosen command needs them, so a host launching the server over stdio gets its first answer fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -16,8 +16,6 @@ from pixverse_mcp.config import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from pixverse_mcp.sandbox import RunningSandbox
 
-logger = logging.getLogger("pixverse_mcp")
-
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -26,25 +24,61 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line, documented in the README."""
     parser = argparse.ArgumentParser(
         prog="pixverse-mcp",
-        description="MCP server for PixVerse v5 text-to-video through the AI/ML API. "
-        "The API key comes from AIMLAPI_API_KEY.",
+        description="MCP server for PixVerse v5 text-to-video through the AI/ML API (key: AIMLAPI_API_KEY). "
+        "Without a command it runs the server.",
     )
+    parser.add_argument("--transport", choices=("stdio", "sse", "streamable-http"), default="stdio")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"HTTP transports: address (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP transports (default {DEFAULT_PORT})")
     parser.add_argument(
-        "--transport", choices=("stdio", "sse", "streamable-http"), default="stdio", help="default: stdio"
-    )
-    parser.add_argument(
-        "--host", default=DEFAULT_HOST, help=f"HTTP transports: address to bind (default {DEFAULT_HOST})"
-    )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"HTTP transports: port (default {DEFAULT_PORT})"
-    )
-    parser.add_argument(
-        "--sandbox",
+        "--stateless",
         action="store_true",
-        help="run against a built-in local emulator of the AI/ML API: no key needed, no credits spent",
+        help="streamable-http: no sessions and plain JSON responses, for several instances behind a load balancer "
+        "(no progress notifications)",
     )
-    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default: INFO")
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve beyond loopback without PIXVERSE_MCP_AUTH_TOKEN (only behind something that authenticates)",
+    )
+    _add_common(parser, top_level=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    generate = commands.add_parser("generate", help="generate a video, wait with a progress bar, download it")
+    generate.add_argument("prompt")
+    generate.add_argument("--aspect-ratio", default="16:9")
+    generate.add_argument("--resolution", default="720p")
+    generate.add_argument("--duration", type=int, default=5)
+    generate.add_argument("--style")
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--negative-prompt")
+    generate.add_argument("--out", help="folder for the video (default: the current folder)")
+    generate.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+    _add_common(generate)
+    status = commands.add_parser("status", help="print the status of one generation")
+    status.add_argument("generation_id")
+    status.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it to finish")
+    _add_common(status, sandbox=False)
+    listing = commands.add_parser("list", help="print the journal: every generation this machine started")
+    listing.add_argument("--limit", type=int, default=20)
+    _add_common(listing, sandbox=False)
     return parser
+
+
+def _add_common(parser: argparse.ArgumentParser, *, sandbox: bool = True, top_level: bool = False) -> None:
+    """Options accepted before or after the command. A command's copy sets nothing unless given (SUPPRESS), so it
+    never overwrites what was given before the command."""
+    if sandbox:
+        parser.add_argument(
+            "--sandbox",
+            action="store_true",
+            default=False if top_level else argparse.SUPPRESS,
+            help="use a built-in local emulator of the AI/ML API: no key needed, no credits spent",
+        )
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=None if top_level else argparse.SUPPRESS,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -56,13 +90,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"pixverse-mcp: {exc}")
     if args.log_level:
         settings = settings.model_copy(update={"log_level": args.log_level})
-    sandbox = _start_sandbox() if args.sandbox else None
+    sandbox = _start_sandbox() if getattr(args, "sandbox", False) else None
     if sandbox is not None:
         settings = _on_sandbox(settings, sandbox)
     try:
-        _serve(settings, args.transport, args.host, args.port)
-    except KeyboardInterrupt:
-        pass
+        if args.command is None:
+            _serve(settings, args)
+        else:
+            from pixverse_mcp.terminal import run_command
+
+            sys.exit(run_command(settings, args))
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -88,21 +125,30 @@ def _on_sandbox(settings: Settings, sandbox: RunningSandbox) -> Settings:
     )
 
 
-def _serve(settings: Settings, transport: str, host: str, port: int) -> None:
-    from pixverse_mcp.server import build_server
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import anyio
 
-    server = build_server(settings)
-    _quiet_noisy_loggers(settings.log_level)
-    if transport == "stdio":
-        server.run("stdio")
-    elif transport == "sse":
-        server.run("sse", host=host, port=port)
-    else:
-        server.run("streamable-http", host=host, port=port)
+    from pixverse_mcp.logs import configure_logging
+
+    secrets = [secret.get_secret_value() for secret in (settings.api_key, settings.auth_token) if secret]
+    configure_logging(settings.log_level, secrets=secrets)
+    try:
+        if args.transport == "stdio":
+            anyio.run(_serve_stdio, settings)
+        else:
+            from pixverse_mcp.hosting import HostingError, HttpOptions, serve_http
+
+            options = HttpOptions(args.transport, args.host, args.port, args.stateless, args.allow_unauthenticated)
+            try:
+                anyio.run(serve_http, settings, options)
+            except HostingError as exc:
+                sys.exit(f"pixverse-mcp: {exc}")
+    except KeyboardInterrupt:
+        pass
 
 
-def _quiet_noisy_loggers(level: str) -> None:
-    # httpx logs every request at INFO (a line per poll); keep it for DEBUG only.
-    if level != "DEBUG":
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("httpcore").setLevel(logging.WARNING)
+async def _serve_stdio(settings: Settings) -> None:
+    from pixverse_mcp.server import build_server, open_context
+
+    async with open_context(settings) as context:
+        await build_server(settings, context).run_stdio_async()

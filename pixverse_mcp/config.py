@@ -50,6 +50,12 @@ class Settings(BaseModel):
     max_download_mb: float = Field(default=500.0, gt=0)
     reattach_window_seconds: float = Field(default=600.0, ge=0)
     """A blocking call identical to one still in flight this recently re-attaches to it instead of paying again."""
+    auth_token: SecretStr | None = None
+    """The bearer token every HTTP request must carry (HTTP transports only)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values accepted over HTTP, beyond the loopback names (e.g. `mcp.example.com`, `10.0.0.5:*`)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origin header values accepted over HTTP, beyond the loopback origins (e.g. `https://app.example.com`)."""
 
     @field_validator("state_dir", "output_dir")
     @classmethod
@@ -97,21 +103,29 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "PIXVERSE_MCP_OUTPUT_DIR": "output_dir",
     "PIXVERSE_MCP_MAX_DOWNLOAD_MB": "max_download_mb",
     "PIXVERSE_MCP_REATTACH_WINDOW_SECONDS": "reattach_window_seconds",
+    "PIXVERSE_MCP_AUTH_TOKEN": "auth_token",
+    "PIXVERSE_MCP_ALLOWED_HOSTS": "allowed_hosts",
+    "PIXVERSE_MCP_ALLOWED_ORIGINS": "allowed_origins",
 }
+
+_COMMA_SEPARATED: Final = ("allowed_hosts", "allowed_origins")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from `environ` (default: the process environment); blank values count as unset."""
     source = os.environ if environ is None else environ
-    values: dict[str, str] = {}
+    values: dict[str, object] = {}
     for variable, field in ENVIRONMENT_VARIABLES.items():
         raw = source.get(variable, "").strip()
         if raw:
             values[field] = raw
-    if "base_url" in values:
-        values["base_url"] = values["base_url"].rstrip("/")
-    if "log_level" in values:
-        values["log_level"] = values["log_level"].upper()
+    for field in _COMMA_SEPARATED:
+        if isinstance(raw_list := values.get(field), str):
+            values[field] = tuple(item.strip() for item in raw_list.split(",") if item.strip())
+    if isinstance(base_url := values.get("base_url"), str):
+        values["base_url"] = base_url.rstrip("/")
+    if isinstance(log_level := values.get("log_level"), str):
+        values["log_level"] = log_level.upper()
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:

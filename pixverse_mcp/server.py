@@ -18,6 +18,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from pixverse_mcp import __version__
 from pixverse_mcp.arguments import (
@@ -79,27 +81,41 @@ class ServerContext:
     service: VideoService | None
 
 
-def build_server(settings: Settings) -> MCPServer[ServerContext]:
-    """The MCP server for these settings. Nothing touches the network or the disk until a tool is called."""
+@asynccontextmanager
+async def open_context(settings: Settings) -> AsyncIterator[ServerContext]:
+    """The journal, the one client and the service, for as long as the server runs."""
+    journal = Journal(settings.journal_path)
+    try:
+        if not settings.has_api_key:
+            logger.warning("AIMLAPI_API_KEY is not set: every video tool will explain how to set it")
+            yield ServerContext(settings, journal, None)
+            return
+        async with PixVerseClient(
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            endpoint_path=settings.endpoint_path,
+            timeout=default_timeout(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+            polling_policy=PollingPolicy(time_scale=settings.poll_time_scale),
+        ) as client:
+            yield ServerContext(settings, journal, VideoService(client, journal, settings))
+    finally:
+        journal.close()
+
+
+def build_server(settings: Settings, context: ServerContext | None = None) -> MCPServer[ServerContext]:
+    """The MCP server for these settings. Nothing touches the network or the disk until a tool is called.
+
+    Pass a `context` opened once for the process (the HTTP transports do: SSE would otherwise open one per
+    connection); without one, each run of the server opens its own.
+    """
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ServerContext]) -> AsyncIterator[ServerContext]:
-        journal = Journal(settings.journal_path)
-        try:
-            if not settings.has_api_key:
-                logger.warning("AIMLAPI_API_KEY is not set: every video tool will explain how to set it")
-                yield ServerContext(settings, journal, None)
-                return
-            async with PixVerseClient(
-                api_key=settings.api_key,
-                base_url=settings.base_url,
-                endpoint_path=settings.endpoint_path,
-                timeout=default_timeout(settings.connect_timeout_seconds, settings.read_timeout_seconds),
-                polling_policy=PollingPolicy(time_scale=settings.poll_time_scale),
-            ) as client:
-                yield ServerContext(settings, journal, VideoService(client, journal, settings))
-        finally:
-            journal.close()
+        if context is not None:
+            yield context
+            return
+        async with open_context(settings) as opened:
+            yield opened
 
     tools = [
         StrictArgumentsTool.from_function(
@@ -134,7 +150,13 @@ def build_server(settings: Settings) -> MCPServer[ServerContext]:
         document["status_history"] = [{"at": at, "status": status} for at, status in history]
         return json.dumps(document, indent=2)
 
+    server.custom_route("/healthz", methods=["GET"])(_healthz)
     return server
+
+
+async def _healthz(request: Request) -> Response:
+    """Liveness for load balancers and monitors: needs no token and reveals nothing but the version."""
+    return JSONResponse({"status": "ok", "version": __version__})
 
 
 def _service(ctx: Context[ServerContext, Any]) -> VideoService:

@@ -47,6 +47,17 @@ class VideoService:
         self.journal = journal
         self.settings = settings
         self._create_locks: dict[str, anyio.Lock] = {}
+        self._waits: set[anyio.CancelScope] = set()
+        self._draining = False
+
+    def drain(self) -> None:
+        """End every wait now with its current state (for a graceful shutdown); later waits return at once.
+
+        Each interrupted call still answers normally, with its generation id and how to continue.
+        """
+        self._draining = True
+        for scope in self._waits:
+            scope.cancel()
 
     def expected_seconds(self, request: dict[str, object] | None) -> float:
         """The usual generation time for a journaled request body (the default when unknown)."""
@@ -129,29 +140,41 @@ class VideoService:
         save: bool | None,
         on_update: UpdateCallback | None,
     ) -> Outcome:
+        latest = generation
+
         async def journal_and_forward(update: WaitUpdate) -> None:
+            nonlocal latest
+            if update.generation is not None:
+                latest = update.generation
             if update.status_changed and update.generation is not None:
                 await self._journal(self.journal.record_status(update.generation))
             if on_update is not None:
                 await on_update(update)
 
-        started = anyio.current_time()
-        try:
-            final = await self.client.wait(
-                generation.id,
-                timeout=timeout,
-                on_update=journal_and_forward,
-                expected_seconds=expected,
-                elapsed_before=elapsed_before,
-            )
-        except WaitTimeoutError as exc:
+        def still_running() -> Outcome:
             elapsed = anyio.current_time() - started
             remaining = expected - elapsed_before - elapsed
-            return Outcome(
-                exc.generation or generation,
-                elapsed_seconds=elapsed,
-                remaining_seconds=remaining if remaining > 0 else None,
-            )
+            return Outcome(latest, elapsed_seconds=elapsed, remaining_seconds=remaining if remaining > 0 else None)
+
+        started = anyio.current_time()
+        scope = anyio.CancelScope()
+        if self._draining:
+            scope.cancel()
+        self._waits.add(scope)
+        try:
+            with scope:
+                final = await self.client.wait(
+                    generation.id,
+                    timeout=timeout,
+                    on_update=journal_and_forward,
+                    expected_seconds=expected,
+                    elapsed_before=elapsed_before,
+                )
+            if scope.cancelled_caught:
+                logger.info("wait for generation %s ended early: the server is shutting down", generation.id)
+                return still_running()
+        except WaitTimeoutError:
+            return still_running()
         except GenerationFailedError as exc:
             failed = exc.generation or generation.model_copy(update={"status": GenerationStatus.FAILED})
             return Outcome(failed, elapsed_seconds=anyio.current_time() - started)
@@ -160,6 +183,8 @@ class VideoService:
         except anyio.get_cancelled_exc_class():
             logger.warning("wait for generation %s cancelled; it goes on upstream and is in the journal", generation.id)
             raise
+        finally:
+            self._waits.discard(scope)
         return await self._finish(final, save, elapsed=anyio.current_time() - started, remaining=None)
 
     async def _finish(

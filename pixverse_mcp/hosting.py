@@ -1,0 +1,152 @@
+"""Serving over HTTP (SSE or Streamable HTTP), locked down by default.
+
+Over HTTP the server spends its owner's credits for whoever can reach it, so:
+- a bearer token (`PIXVERSE_MCP_AUTH_TOKEN`) is required on every request when set, compared in constant time;
+- the server refuses to listen beyond loopback without a token unless told `--allow-unauthenticated`;
+- Host and Origin are checked against an allow-list (loopback by default) against DNS rebinding (the SDK's
+  transport security, which the MCP spec asks of HTTP servers);
+- `GET /healthz` answers without a token and says nothing but "ok" and the version;
+- on SIGTERM, in-flight waits end at once with their generation id, and the process exits within seconds.
+
+The token check is a small ASGI middleware rather than the SDK's `token_verifier`: that hook is OAuth resource-server
+auth, which advertises an authorization server; a static shared token has none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Final, Literal
+
+import uvicorn
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pixverse_mcp.config import Settings
+from pixverse_mcp.server import build_server, open_context
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+OPEN_PATHS: Final = frozenset({"/healthz"})
+# uvicorn waits this long for open connections (SSE streams stay open) before closing them on shutdown.
+GRACEFUL_SHUTDOWN_SECONDS: Final = 3
+
+
+class HostingError(RuntimeError):
+    """The server will not start as asked (the message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How to serve over HTTP."""
+
+    transport: Literal["sse", "streamable-http"]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    stateless: bool = False
+    """Streamable HTTP only: no sessions, JSON responses (several instances behind a load balancer)."""
+    allow_unauthenticated: bool = False
+
+
+class BearerTokenMiddleware:
+    """Refuse every HTTP request without `Authorization: Bearer <token>` (401 with `WWW-Authenticate`)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self._app(scope, receive, send)
+            return
+        scheme, _, presented = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self._token):
+            await self._app(scope, receive, send)
+            return
+        challenge = 'Bearer realm="pixverse-mcp"' + (', error="invalid_token"' if presented else "")
+        body = json.dumps({"error": "unauthorized", "message": "A valid bearer token is required."}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", challenge.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: loopback names always, plus the hosts and origins the settings add."""
+    hosts = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
+    origins = ["http://127.0.0.1", "http://127.0.0.1:*", "http://localhost", "http://localhost:*", "http://[::1]:*"]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*hosts, *settings.allowed_hosts],
+        allowed_origins=[*origins, *settings.allowed_origins],
+    )
+
+
+def check_exposure(settings: Settings, options: HttpOptions) -> None:
+    """Refuse to serve beyond loopback with no token, unless explicitly allowed."""
+    if options.host in LOOPBACK_HOSTS or settings.auth_token is not None or options.allow_unauthenticated:
+        return
+    raise HostingError(
+        f"refusing to listen on {options.host} without authentication: anyone who can reach it could spend your "
+        "AI/ML API credits. Set PIXVERSE_MCP_AUTH_TOKEN (clients then send 'Authorization: Bearer <token>'), "
+        "or pass --allow-unauthenticated if something in front of this server already authenticates."
+    )
+
+
+async def serve_http(settings: Settings, options: HttpOptions) -> None:
+    """Serve until SIGINT/SIGTERM; then end in-flight waits with their ids and exit."""
+    check_exposure(settings, options)
+    async with open_context(settings) as context:
+        server = build_server(settings, context)
+        security = transport_security(settings)
+        app: ASGIApp
+        if options.transport == "sse":
+            app = server.sse_app(transport_security=security, host=options.host)
+        else:
+            app = server.streamable_http_app(
+                transport_security=security,
+                host=options.host,
+                stateless_http=options.stateless,
+                json_response=options.stateless,
+            )
+        if settings.auth_token is not None:
+            app = BearerTokenMiddleware(app, settings.auth_token.get_secret_value())
+        config = uvicorn.Config(
+            app,
+            host=options.host,
+            port=options.port,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        service = context.service
+        await _DrainingServer(config, on_exit=service.drain if service else None).serve()
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, plus: on the first exit signal, end every in-flight wait (each returns its id) before closing."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Signal handlers run on the event loop's thread, between its steps: schedule the drain as a loop callback.
+        if self._on_exit is not None and not self.should_exit:
+            logger.info("shutting down: ending in-flight waits (their generation ids are returned and journaled)")
+            asyncio.get_running_loop().call_soon_threadsafe(self._on_exit)
+        super().handle_exit(sig, frame)

@@ -1,0 +1,206 @@
+"""The terminal commands (`generate`, `status`, `list`) for a person trying their key: a live progress bar, the file
+and URL at the end, and exit codes a script can branch on.
+
+What a script should read goes to stdout (the path and URL, the status line, the table); progress and advice go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import anyio
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pixverse_mcp.arguments import describe_validation_error
+from pixverse_mcp.client import WaitUpdate
+from pixverse_mcp.config import Settings
+from pixverse_mcp.errors import (
+    APIConnectionError,
+    CreateOutcomeUnknownError,
+    GenerationError,
+    MissingAPIKeyError,
+    PixVerseError,
+    UnexpectedResponseError,
+    UpstreamServerError,
+)
+from pixverse_mcp.journal import Journal
+from pixverse_mcp.logs import configure_logging
+from pixverse_mcp.models import GenerationStatus, VideoRequest
+from pixverse_mcp.results import journal_video, progress_message
+from pixverse_mcp.server import ServerContext, open_context
+from pixverse_mcp.service import Outcome, VideoService
+
+
+class ExitCode(IntEnum):
+    """What each exit status of a terminal command means (listed in the README)."""
+
+    DONE = 0
+    """The video is ready (generate: downloaded too)."""
+    FAILED = 1
+    """The provider ended the generation as failed."""
+    INVALID = 2
+    """Bad command-line arguments or request: nothing was sent."""
+    CONFIGURATION = 3
+    """No API key, or a setting is invalid."""
+    REFUSED = 4
+    """The API refused the request (key, credits, validation, unknown id)."""
+    UNAVAILABLE = 5
+    """The API could not be reached or answered badly; for a create, it may have been accepted."""
+    STILL_RUNNING = 6
+    """The wait ended before the video was ready; it goes on: resume with `status ID --wait`."""
+    INTERRUPTED = 130
+    """Ctrl-C (the generation goes on upstream; its id is printed and journaled)."""
+
+
+@dataclass
+class _Session:
+    """What a command learnt before it was interrupted: the id to print on Ctrl-C."""
+
+    generation_id: str | None = None
+
+
+def run_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one terminal command; returns its exit code."""
+    # A person at a terminal wants the progress bar and the answer, not the library's INFO lines.
+    quiet = settings.log_level == "INFO"
+    configure_logging("ERROR" if quiet else settings.log_level)
+    errors = Console(stderr=True)
+    session = _Session()
+    if args.command == "generate":
+        out = Path(args.out) if args.out else Path.cwd()
+        settings = settings.model_copy(update={"output_dir": out.resolve()})
+    commands: dict[str, Callable[[ServerContext], Awaitable[int]]] = {
+        "generate": lambda context: _generate(_service(context, errors), args, session, errors),
+        "status": lambda context: _status(_service(context, errors), args, session, errors),
+        "list": lambda context: _list(context.journal, args),
+    }
+    try:
+        return anyio.run(_in_context, settings, commands[args.command])
+    except _NoKey:
+        return ExitCode.CONFIGURATION
+    except KeyboardInterrupt:
+        if session.generation_id is not None:
+            errors.print(
+                f"\nInterrupted. Generation {session.generation_id} goes on upstream (and is in the journal).\n"
+                f"Resume with: pixverse-mcp status '{session.generation_id}' --wait 120"
+            )
+        return ExitCode.INTERRUPTED
+
+
+class _NoKey(Exception):
+    """No API key: the message is already printed."""
+
+
+def _service(context: ServerContext, errors: Console) -> VideoService:
+    if context.service is None:
+        errors.print(str(MissingAPIKeyError()))
+        raise _NoKey
+    return context.service
+
+
+async def _in_context(settings: Settings, command: Callable[[ServerContext], Awaitable[int]]) -> int:
+    async with open_context(settings) as context:
+        return await command(context)
+
+
+async def _generate(service: VideoService, args: argparse.Namespace, session: _Session, errors: Console) -> int:
+    try:
+        request = VideoRequest(
+            prompt=args.prompt,
+            aspect_ratio=args.aspect_ratio,
+            resolution=args.resolution,
+            duration=args.duration,
+            style=args.style,
+            seed=args.seed,
+            negative_prompt=args.negative_prompt,
+        )
+    except ValidationError as exc:
+        errors.print(f"Invalid request: {describe_validation_error(exc)}")
+        return ExitCode.INVALID
+    try:
+        generation = await service.start(request)
+    except PixVerseError as exc:
+        errors.print(str(exc))
+        return _exit_code_for(exc)
+    session.generation_id = generation.id
+    errors.print(f"Started generation {generation.id}", soft_wrap=True)
+    outcome = await _wait_with_bar(service, generation.id, args.timeout, errors)
+    return _report(outcome, errors) if isinstance(outcome, Outcome) else outcome
+
+
+async def _status(service: VideoService, args: argparse.Namespace, session: _Session, errors: Console) -> int:
+    session.generation_id = args.generation_id
+    if args.wait > 0:
+        outcome = await _wait_with_bar(service, args.generation_id, args.wait, errors, save=False)
+    else:
+        try:
+            outcome = await service.status(args.generation_id)
+        except GenerationError as exc:
+            errors.print(str(exc))
+            return _exit_code_for(exc)
+    return _report(outcome, errors) if isinstance(outcome, Outcome) else outcome
+
+
+async def _wait_with_bar(
+    service: VideoService, generation_id: str, timeout: float, errors: Console, *, save: bool = True
+) -> Outcome | int:
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=errors, transient=True) as progress:
+        task = progress.add_task("waiting for the first status", total=None)
+
+        async def on_update(update: WaitUpdate) -> None:
+            message = progress_message(update.status, update.elapsed_seconds, update.expected_seconds)
+            total = max(update.expected_seconds, update.elapsed_seconds)
+            progress.update(task, description=message, total=total, completed=update.elapsed_seconds)
+
+        try:
+            return await service.status(generation_id, wait_seconds=timeout, save=save, on_update=on_update)
+        except GenerationError as exc:
+            errors.print(str(exc))
+            return _exit_code_for(exc)
+
+
+def _report(outcome: Outcome, errors: Console) -> int:
+    generation = outcome.generation
+    if generation.status is GenerationStatus.COMPLETED:
+        if outcome.saved is not None:
+            print(outcome.saved.path)
+        elif outcome.save_error:
+            errors.print(f"Could not save the video: {outcome.save_error}")
+        print(generation.video_url)
+        if generation.usage:
+            errors.print(f"Usage: {generation.usage}")
+        return ExitCode.DONE
+    if generation.status is GenerationStatus.FAILED:
+        errors.print(f"Generation {generation.id} failed: {generation.error}")
+        return ExitCode.FAILED
+    print(f"{generation.id} {generation.status.value}")
+    errors.print(f"Still running. Resume with: pixverse-mcp status '{generation.id}' --wait 120")
+    return ExitCode.STILL_RUNNING
+
+
+async def _list(journal: Journal, args: argparse.Namespace) -> int:
+    table = Table("created (UTC)", "status", "prompt", "generation id", "video")
+    for entry in await journal.recent(limit=args.limit):
+        video = journal_video(entry)
+        where = video.local_path or video.video_url or ""
+        table.add_row(video.created_at, video.status.value, (video.prompt or "")[:40], video.generation_id, where)
+    Console(width=200).print(table)
+    return ExitCode.DONE
+
+
+def _exit_code_for(error: PixVerseError) -> int:
+    cause = error.__cause__ if isinstance(error, GenerationError) and error.__cause__ else error
+    if isinstance(cause, MissingAPIKeyError):
+        return ExitCode.CONFIGURATION
+    if isinstance(cause, (APIConnectionError, UpstreamServerError, UnexpectedResponseError, CreateOutcomeUnknownError)):
+        return ExitCode.UNAVAILABLE
+    return ExitCode.REFUSED
