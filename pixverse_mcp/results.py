@@ -128,8 +128,8 @@ def error_result(message: str, *, generation_id: str | None = None) -> CallToolR
 def progress_message(status: GenerationStatus | None, elapsed: float, expected: float) -> str:
     """A line a person can read: "generating, 24 s elapsed, about 15 s left"."""
     label = status.value if status is not None else "waiting for the first status"
-    if expected - elapsed >= 1:
-        return f"{label}, {elapsed:.0f} s elapsed, about {expected - elapsed:.0f} s left"
+    if elapsed <= expected:
+        return f"{label}, {elapsed:.0f} s elapsed, about {max(1, round(expected - elapsed))} s left"
     return f"{label}, {elapsed:.0f} s elapsed, taking longer than the usual {expected:.0f} s"
 
 
