@@ -2,9 +2,53 @@
 and as the real HTTP peer of the integration tests.
 
 It checks the bearer key and the body as the real API does, walks each generation through
-queued -> generating -> completed on configurable timings, and serves a stand-in video file.
-A prompt containing `FAIL_MARKER` ends as failed instead. `GET /_sandbox/stats` counts requests, so tests can
-prove that bad input never reached it and that no create was sent twice.
+queued -> generating -> completed on configurable timings, and serves a small playable MP4
+(`pixverse_mcp/assets/sandbox.mp4`, made by `examples/make_sandbox_video.py`) as every rendered video, with
+Range support. `GET /_sandbox/stats` counts requests, so tests can prove that bad input never reached it and that
+no create was sent twice: `creates` counts every POST that reached a handler (faulted or not), `accepted` the
+generations stored, `status_requests` every GET, `rejected` the key and body refusals.
+
+Faults make the upstream misbehave over real HTTP, in two ways:
+
+* per generation: a directive in the prompt, `[sandbox:fault=NAME]`, shapes that generation. An outcome fault
+  changes how it ends; a response fault replaces every one of its status responses, or only the first N with
+  `[sandbox:fault=NAME:N]` (then it answers normally; directives chain in order); a create fault shapes the
+  answer to the create itself. `[sandbox:fail]` (`FAIL_MARKER`) is short for `[sandbox:fault=fail]`.
+* per request: `POST /_sandbox/faults` with `{"fault": NAME, "method": "GET" | "POST", "count": N}` (method
+  omitted: either; count omitted: 1; `"seconds"` for `slow`) queues a fault for the next N requests with that
+  method on either generation path; each such request uses one, whatever it turns out to be. Queued faults are
+  used in the order they were queued. `GET /_sandbox/faults` lists what is left and how many were used,
+  `DELETE /_sandbox/faults` clears them; in process, `state.inject(...)` and `state.clear_faults()`.
+  A response fault answers before the key is checked or anything is stored (the request never reached the API);
+  an outcome fault on a POST shapes the generation it creates, on a GET that one status response.
+
+| fault               | kind     | what the client sees                                                           |
+|---------------------|----------|--------------------------------------------------------------------------------|
+| `gateway_502`       | response | 502 with an HTML gateway page                                                  |
+| `server_error`      | response | 500 with a JSON error body                                                     |
+| `unavailable`       | response | 503 with a JSON error body and `Retry-After: <retry_after_seconds>`            |
+| `rate_limited`      | response | 429 with a JSON error body and `Retry-After: <retry_after_seconds>`            |
+| `rate_limited_date` | response | 429 with `Retry-After` as an HTTP-date `retry_after_seconds` ahead             |
+| `html_200`          | response | 200 with an HTML page instead of JSON                                          |
+| `incomplete_json`   | response | 200 with JSON that has neither `id` nor `status`                               |
+| `unauthorized`      | response | 401 with the real API's bad-key body                                           |
+| `no_credits`        | response | 403 with the real API's out-of-credits body                                    |
+| `slow`              | response | the normal answer, after `slow_seconds` (or the queued `seconds`)              |
+| `reset`             | response | no answer: the connection is reset (httpx: `ReadError`/`RemoteProtocolError`) |
+| `accepted_500`      | create   | the generation is stored and will complete, but the create answers 500         |
+| `accepted_reset`    | create   | the generation is stored and will complete, but the connection is reset       |
+| `fail`              | outcome  | ends with `status: error` and `error: {"message": ...}`                        |
+| `fail_string`       | outcome  | ends with `status: failed` and `error` as a plain string                       |
+| `succeeded`         | outcome  | ends with the old spelling `status: succeeded` (and the video)                 |
+| `no_video_url`      | outcome  | ends with `status: completed` and no `video`                                   |
+| `unknown_status`    | outcome  | reports `status: paused` until it completes normally                          |
+| `never_completes`   | outcome  | stays `generating` forever                                                     |
+
+Per request, an outcome fault on a GET answers as the outcome would end (`unknown_status`: `paused`,
+`never_completes`: `generating`), even for a generation still pending. Create faults are for POSTs only.
+The create faults emulate "the create may have been accepted": a client must not send the create again.
+A reset aborts the socket with a TCP RST under uvicorn; served in process (no socket), it raises
+`ConnectionResetError` from the app instead.
 
 Its enum lists are its own literals, not imported from `pixverse_mcp.models`, on purpose: one wrong value must not
 be able to pass both sides. It imports nothing else from the package either.
@@ -16,18 +60,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
+import importlib.resources
+import math
+import re
 import socket
+import struct
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import formatdate
 from typing import Any, Final
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 SANDBOX_API_KEY: Final = "sandbox-key"
 FAIL_MARKER: Final = "[sandbox:fail]"
@@ -43,17 +97,91 @@ _MAX_PROMPT: Final = 2048
 # The usage figure the real API reported for one 5 s 720p clip (upstream.md); scaled by size below.
 _TOKENS_PER_CLIP: Final = 840_000
 
-# A stand-in for the rendered file: an ISO-BMFF `ftyp` box, so tools that sniff the type see an MP4.
-STAND_IN_VIDEO: Final = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 1000
+RESPONSE_FAULTS: Final = frozenset(
+    {
+        "gateway_502",
+        "server_error",
+        "unavailable",
+        "rate_limited",
+        "rate_limited_date",
+        "html_200",
+        "incomplete_json",
+        "unauthorized",
+        "no_credits",
+        "slow",
+        "reset",
+    }
+)
+CREATE_FAULTS: Final = frozenset({"accepted_500", "accepted_reset"})
+OUTCOME_FAULTS: Final = frozenset(
+    {"fail", "fail_string", "succeeded", "no_video_url", "unknown_status", "never_completes"}
+)
+FAULTS: Final = RESPONSE_FAULTS | CREATE_FAULTS | OUTCOME_FAULTS
+
+_DIRECTIVE: Final = re.compile(r"\[sandbox:fault=([^\]]*)\]")
+_METHODS: Final = ("GET", "POST")
+# The real API's own messages for a bad key and for an empty balance (its 4xx error documentation).
+_BAD_KEY_MESSAGE: Final = (
+    "This request requires a valid API key. You can create a new API key on the Billing page: "
+    "https://aimlapi.com/app/keys"
+)
+_NO_CREDITS_MESSAGE: Final = (
+    "You've run out of credits. Please top up your balance or update your payment method to continue: "
+    "https://aimlapi.com/app/billing/"
+)
+_GATEWAY_PAGE: Final = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+_MAINTENANCE_PAGE: Final = (
+    "<!DOCTYPE html><html><head><title>Maintenance</title></head>"
+    "<body><h1>We'll be back soon</h1><p>The service is under maintenance.</p></body></html>"
+)
+# Under this scope key, the raw `receive` of the server, whose owner holds the socket a `reset` fault aborts.
+_RAW_RECEIVE: Final = "pixverse_sandbox.raw_receive"
+_RANGE: Final = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@functools.cache
+def stand_in_video() -> bytes:
+    """The MP4 served as every rendered video: 12 frames of 160x90 H.264, read from the package once."""
+    return (importlib.resources.files("pixverse_mcp") / "assets" / "sandbox.mp4").read_bytes()
 
 
 @dataclass
 class SandboxConfig:
-    """Timings (seconds) and the key the sandbox accepts."""
+    """Timings (seconds), the key the sandbox accepts, and the figures its faults use."""
 
     api_key: str = SANDBOX_API_KEY
     queued_seconds: float = 2.0
     generating_seconds: float = 10.0
+    # How long the `slow` fault waits before answering (a queued `slow` may carry its own).
+    slow_seconds: float = 5.0
+    # What the 429 and 503 faults ask for in `Retry-After`.
+    retry_after_seconds: int = 1
+
+
+@dataclass
+class _QueuedFault:
+    fault: str
+    method: str | None  # None: either method
+    remaining: int | None  # None: every matching request, for good
+    seconds: float | None = None  # `slow` only: overrides SandboxConfig.slow_seconds
+
+    def describe(self) -> dict[str, Any]:
+        return {"fault": self.fault, "method": self.method, "remaining": self.remaining, "seconds": self.seconds}
+
+
+def _take(queue: list[_QueuedFault], method: str) -> _QueuedFault | None:
+    """Use one of the first fault in `queue` that applies to `method`, dropping it once used up."""
+    for index, queued in enumerate(queue):
+        if queued.method in (None, method):
+            if queued.remaining is not None:
+                queued.remaining -= 1
+                if queued.remaining == 0:
+                    del queue[index]
+            return queued
+    return None
 
 
 @dataclass
@@ -61,7 +189,8 @@ class _Record:
     id: str
     body: dict[str, Any]
     created: float
-    fails: bool
+    outcome: str | None
+    status_faults: list[_QueuedFault]
 
 
 @dataclass
@@ -73,6 +202,10 @@ class SandboxState:
     creates: int = 0
     status_requests: int = 0
     rejected: int = 0
+    faults_used: int = 0
+    _queue: list[_QueuedFault] = field(default_factory=list, repr=False)
+    # Tests queue faults from their own thread while the server's thread uses them.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def stats(self) -> dict[str, int]:
         """Request counters: `creates` counts every POST that reached a handler, valid or not."""
@@ -84,31 +217,72 @@ class SandboxState:
         }
 
     def reset(self) -> None:
-        """Forget every generation and zero the counters."""
-        self.generations.clear()
-        self.creates = self.status_requests = self.rejected = 0
+        """Forget every generation and queued fault, and zero the counters."""
+        with self._lock:
+            self.generations.clear()
+            self._queue.clear()
+            self.creates = self.status_requests = self.rejected = self.faults_used = 0
+
+    def inject(self, fault: str, *, method: str | None = None, count: int = 1, seconds: float | None = None) -> None:
+        """Queue `fault` for the next `count` requests with `method` (None: either) on a generation path.
+
+        Raises ValueError for an unknown fault, a method other than GET or POST, a count below 1, a create fault
+        on GETs, or `seconds` on anything but a non-negative `slow`.
+        """
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
+        if method is not None and method not in _METHODS:
+            raise ValueError("method must be GET or POST")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if fault in CREATE_FAULTS:
+            if method == "GET":
+                raise ValueError(f"{fault} applies to creates (POST) only")
+            method = "POST"
+        if seconds is not None and (fault != "slow" or seconds < 0):
+            raise ValueError("seconds is for the slow fault only, and cannot be negative")
+        with self._lock:
+            self._queue.append(_QueuedFault(fault, method, count, seconds))
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault."""
+        with self._lock:
+            self._queue.clear()
+
+    def faults(self) -> dict[str, Any]:
+        """The queued faults, in the order they will be used, and how many were used so far."""
+        with self._lock:
+            return {"queued": [queued.describe() for queued in self._queue], "used": self.faults_used}
+
+    def _take_fault(self, method: str) -> _QueuedFault | None:
+        with self._lock:
+            queued = _take(self._queue, method)
+            if queued is not None:
+                self.faults_used += 1
+            return queued
 
 
 def create_app(config: SandboxConfig | None = None) -> Starlette:
     """The sandbox as a Starlette app; its state is `app.state.sandbox`."""
     state = SandboxState(config or SandboxConfig())
 
-    def unauthorized(request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {state.config.api_key}":
-            state.rejected += 1
-            return JSONResponse({"statusCode": 401, "message": "Unauthorized"}, status_code=401)
-        return None
-
     async def generation(request: Request) -> Response:
         if request.method == "POST":
             state.creates += 1
         else:
             state.status_requests += 1
-        if (refusal := unauthorized(request)) is not None:
-            return refusal
+        injected = state._take_fault(request.method)
+        if injected is not None and injected.fault in RESPONSE_FAULTS:
+            answer = await _response_fault(request, state.config, injected)
+            if answer is not None:
+                return answer
+            injected = None
+        if request.headers.get("authorization") != f"Bearer {state.config.api_key}":
+            state.rejected += 1
+            return _api_error(request, 401, _BAD_KEY_MESSAGE)
         if request.method == "POST":
-            return await _create(request, state)
-        return _status(request, state)
+            return await _create(request, state, injected)
+        return await _status(request, state, injected)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(state.stats())
@@ -117,21 +291,48 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         state.reset()
         return JSONResponse(state.stats())
 
+    async def faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.clear_faults()
+        elif request.method == "POST":
+            try:
+                _inject_from_json(state, await request.json())
+            except ValueError as problem:
+                return JSONResponse({"statusCode": 400, "message": str(problem)}, status_code=400)
+        return JSONResponse(state.faults())
+
     async def video(request: Request) -> Response:
-        return Response(STAND_IN_VIDEO, media_type="video/mp4")
+        return _video_response(request, stand_in_video())
 
     routes = [Route(path, generation, methods=["GET", "POST"]) for path in PATHS]
     routes += [
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/videos/{name}", video, methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(_KeepRawReceive)])
     app.state.sandbox = state
     return app
 
 
-async def _create(request: Request, state: SandboxState) -> Response:
+def _inject_from_json(state: SandboxState, body: Any) -> None:
+    """`state.inject` from the JSON of `POST /_sandbox/faults`; ValueError for anything malformed."""
+    if not isinstance(body, dict) or not isinstance(body.get("fault"), str):
+        raise ValueError('body must be a JSON object with a string "fault"')
+    unknown = set(body) - {"fault", "method", "count", "seconds"}
+    if unknown:
+        raise ValueError(f"unknown field {sorted(unknown)[0]}")
+    count = body.get("count", 1)
+    seconds = body.get("seconds")
+    if type(count) is not int:
+        raise ValueError("count must be an integer")
+    if seconds is not None and type(seconds) not in (int, float):
+        raise ValueError("seconds must be a number")
+    state.inject(body["fault"], method=body.get("method"), count=count, seconds=seconds)
+
+
+async def _create(request: Request, state: SandboxState, injected: _QueuedFault | None) -> Response:
     try:
         body = await request.json()
     except ValueError:
@@ -139,42 +340,204 @@ async def _create(request: Request, state: SandboxState) -> Response:
     problems = _validate(body)
     if problems:
         return _bad_request(state, problems)
+    try:
+        outcome, create_fault, status_faults = _directives(body["prompt"])
+    except ValueError as problem:
+        return _bad_request(state, [str(problem)])
+    if injected is not None and injected.fault in OUTCOME_FAULTS:
+        outcome = injected.fault
+    if injected is not None and injected.fault in CREATE_FAULTS:
+        create_fault = injected.fault
     generation_id = f"{uuid.uuid4()}:{MODEL}"
-    fails = FAIL_MARKER in body["prompt"]
-    state.generations[generation_id] = _Record(generation_id, body, time.monotonic(), fails)
+    state.generations[generation_id] = _Record(generation_id, body, time.monotonic(), outcome, status_faults)
+    if create_fault == "accepted_reset":
+        return await _drop_connection(request)
+    if create_fault == "accepted_500":
+        return _api_error(request, 500, "Internal server error")
     size_factor = (1 + _RESOLUTIONS.index(body.get("resolution", "720p"))) * body.get("duration", 5) / 15
     usage = {"tokens_used": round(_TOKENS_PER_CLIP * size_factor)}
     return JSONResponse({"id": generation_id, "status": "queued", "meta": {"usage": usage}}, status_code=201)
 
 
-def _status(request: Request, state: SandboxState) -> Response:
+def _directives(prompt: str) -> tuple[str | None, str | None, list[_QueuedFault]]:
+    """The outcome, create fault and status-response faults a prompt asks for; ValueError for a bad directive."""
+    outcome = "fail" if FAIL_MARKER in prompt else None
+    create_fault: str | None = None
+    status_faults: list[_QueuedFault] = []
+    for match in _DIRECTIVE.finditer(prompt):
+        fault, has_count, count = match.group(1).partition(":")
+        if fault not in FAULTS:
+            raise ValueError(f"sandbox: unknown fault {fault!r}; known: {', '.join(sorted(FAULTS))}")
+        if has_count and (not count.isdigit() or int(count) == 0):
+            raise ValueError(f"sandbox: the count in {match.group(0)} must be a whole number of at least 1")
+        if fault in RESPONSE_FAULTS:
+            status_faults.append(_QueuedFault(fault, "GET", int(count) if has_count else None))
+        elif has_count:
+            raise ValueError(f"sandbox: {fault} is not a status-response fault and takes no count")
+        elif fault in CREATE_FAULTS:
+            create_fault = fault
+        elif outcome not in (None, fault):
+            raise ValueError(f"sandbox: a generation has one outcome, not both {outcome} and {fault}")
+        else:
+            outcome = fault
+    return outcome, create_fault, status_faults
+
+
+async def _status(request: Request, state: SandboxState, injected: _QueuedFault | None) -> Response:
     generation_id = request.query_params.get("generation_id")
     if not generation_id:
         return _bad_request(state, ["generation_id should not be empty"])
     record = state.generations.get(generation_id)
     if record is None:
         return JSONResponse({"statusCode": 404, "message": "Generation not found"}, status_code=404)
+    own_fault = _take(record.status_faults, "GET")
+    if own_fault is not None:
+        answer = await _response_fault(request, state.config, own_fault)
+        if answer is not None:
+            return answer
+    video = _video_fields(request, record)
+    if injected is not None:
+        return JSONResponse(_outcome_body(record.id, injected.fault, video))
+    return JSONResponse(_lifecycle_body(record, state.config, video))
+
+
+def _lifecycle_body(record: _Record, config: SandboxConfig, video: dict[str, Any]) -> dict[str, Any]:
+    """The status of `record` now, on the sandbox's timings and its outcome fault."""
     age = time.monotonic() - record.created
-    config = state.config
     if age < config.queued_seconds:
-        return JSONResponse({"id": record.id, "status": "queued"})
-    if age < config.queued_seconds + config.generating_seconds:
-        return JSONResponse({"id": record.id, "status": "generating"})
-    if record.fails:
-        return JSONResponse({"id": record.id, "status": "error", "error": {"message": "Generation failed"}})
+        phase = "queued"
+    elif age < config.queued_seconds + config.generating_seconds:
+        phase = "generating"
+    else:
+        return _outcome_body(record.id, None if record.outcome == "unknown_status" else record.outcome, video)
+    if record.outcome == "unknown_status":
+        phase = "paused"
+    return {"id": record.id, "status": phase}
+
+
+def _outcome_body(generation_id: str, outcome: str | None, video: dict[str, Any]) -> dict[str, Any]:
+    """The status body a generation with `outcome` (None: a normal one) ends with."""
+    if outcome == "fail":
+        return {"id": generation_id, "status": "error", "error": {"message": "Generation failed"}}
+    if outcome == "fail_string":
+        return {"id": generation_id, "status": "failed", "error": "Generation failed: the prompt was rejected"}
+    if outcome == "no_video_url":
+        return {"id": generation_id, "status": "completed"}
+    if outcome == "unknown_status":
+        return {"id": generation_id, "status": "paused"}
+    if outcome == "never_completes":
+        return {"id": generation_id, "status": "generating"}
+    return {"id": generation_id, "status": "succeeded" if outcome == "succeeded" else "completed", "video": video}
+
+
+def _video_fields(request: Request, record: _Record) -> dict[str, Any]:
     name = f"{record.id.split(':', 1)[0]}.mp4"
-    return JSONResponse(
-        {
-            "id": record.id,
-            "status": "completed",
-            "video": {
-                "url": f"{str(request.base_url).rstrip('/')}/_sandbox/videos/{name}",
-                "content_type": "video/mp4",
-                "file_name": "output.mp4",
-                "file_size": len(STAND_IN_VIDEO),
-            },
-        }
-    )
+    return {
+        "url": f"{str(request.base_url).rstrip('/')}/_sandbox/videos/{name}",
+        "content_type": "video/mp4",
+        "file_name": "output.mp4",
+        "file_size": len(stand_in_video()),
+    }
+
+
+async def _response_fault(request: Request, config: SandboxConfig, queued: _QueuedFault) -> Response | None:
+    """The faulty answer `queued` gives, or None when the request should then be answered normally (`slow`)."""
+    fault = queued.fault
+    retry_after = config.retry_after_seconds
+    if fault == "slow":
+        await asyncio.sleep(config.slow_seconds if queued.seconds is None else queued.seconds)
+        return None
+    if fault == "reset":
+        return await _drop_connection(request)
+    if fault == "gateway_502":
+        return HTMLResponse(_GATEWAY_PAGE, status_code=502)
+    if fault == "server_error":
+        return _api_error(request, 500, "Internal server error")
+    if fault == "unavailable":
+        return _api_error(request, 503, "Service Unavailable", {"Retry-After": str(retry_after)})
+    if fault == "rate_limited":
+        return _api_error(request, 429, "Too Many Requests", {"Retry-After": str(retry_after)})
+    if fault == "rate_limited_date":
+        # Whole seconds, rounded up, so the date is never earlier than `retry_after` from now.
+        when = formatdate(math.ceil(time.time()) + retry_after, usegmt=True)
+        return _api_error(request, 429, "Too Many Requests", {"Retry-After": when})
+    if fault == "html_200":
+        return HTMLResponse(_MAINTENANCE_PAGE)
+    if fault == "incomplete_json":
+        return JSONResponse({"message": "OK", "meta": {}})
+    if fault == "unauthorized":
+        return _api_error(request, 401, _BAD_KEY_MESSAGE)
+    if fault == "no_credits":
+        return _api_error(request, 403, _NO_CREDITS_MESSAGE)
+    raise AssertionError(f"not a response fault: {fault}")
+
+
+def _api_error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An error in the shape of the real API's error bodies."""
+    body = {
+        "statusCode": status,
+        "message": message,
+        "path": request.url.path,
+        "requestId": str(uuid.uuid4()),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _KeepRawReceive:
+    """ASGI middleware that keeps the server's own `receive` in the scope, for `_drop_connection`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[_RAW_RECEIVE] = receive
+        await self.app(scope, receive, send)
+
+
+async def _drop_connection(request: Request) -> Response:
+    """Close the request's connection without answering, as a crashed proxy does.
+
+    ASGI has no way to say this, so it reaches the socket through uvicorn's request cycle (the owner of its
+    `receive`). Anywhere else it raises ConnectionResetError, which in-process transports pass to the client.
+    """
+    receive = request.scope.get(_RAW_RECEIVE)
+    transport: Any = getattr(getattr(receive, "__self__", None), "transport", None)
+    if receive is None or not callable(getattr(transport, "abort", None)):
+        raise ConnectionResetError("sandbox fault: connection reset")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Linger zero makes the close a TCP RST (a reset), not an orderly FIN.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    # Once uvicorn has seen the connection go, it discards whatever this request answers.
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    return Response(status_code=204)
+
+
+def _video_response(request: Request, data: bytes) -> Response:
+    """The whole file, or the one byte range asked for (several ranges: the whole file, as RFC 9110 allows)."""
+    headers = {"Accept-Ranges": "bytes"}
+    match = _RANGE.fullmatch(request.headers.get("range", "").strip())
+    if match is None or match.groups() == ("", ""):
+        return Response(data, media_type="video/mp4", headers=headers)
+    first, last = match.groups()
+    size = len(data)
+    if not first:
+        start, end = max(0, size - int(last)), size - 1
+        satisfiable = int(last) > 0
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return Response(data, media_type="video/mp4", headers=headers)
+        satisfiable = start < size
+    if not satisfiable:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return Response(data[start : end + 1], status_code=206, media_type="video/mp4", headers=headers)
 
 
 def _bad_request(state: SandboxState, problems: list[str]) -> Response:
@@ -229,7 +592,9 @@ class RunningSandbox:
     def __init__(self, config: SandboxConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = create_app(config)
         self.state: SandboxState = self.app.state.sandbox
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP spelled out: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say so, and with
+        # Nagle on, each request on a kept-alive connection waits about 40 ms for a delayed ACK.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
@@ -272,8 +637,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--queued-seconds", type=float, default=SandboxConfig.queued_seconds)
     parser.add_argument("--generating-seconds", type=float, default=SandboxConfig.generating_seconds)
+    parser.add_argument("--slow-seconds", type=float, default=SandboxConfig.slow_seconds)
+    parser.add_argument("--retry-after-seconds", type=int, default=SandboxConfig.retry_after_seconds)
     args = parser.parse_args(argv)
-    config = SandboxConfig(queued_seconds=args.queued_seconds, generating_seconds=args.generating_seconds)
+    config = SandboxConfig(
+        queued_seconds=args.queued_seconds,
+        generating_seconds=args.generating_seconds,
+        slow_seconds=args.slow_seconds,
+        retry_after_seconds=args.retry_after_seconds,
+    )
     print(f"sandbox of the AI/ML API on http://{args.host}:{args.port} (key: {config.api_key})", flush=True)
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
 
