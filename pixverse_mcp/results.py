@@ -5,14 +5,16 @@ Every result, error or not, names the generation id once one exists, so a paid v
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timezone
 from typing import Any
 
-from mcp_types import CallToolResult, ContentBlock, ResourceLink, TextContent
+from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field
 
 from pixverse_mcp.journal import JournalEntry
 from pixverse_mcp.models import GenerationStatus
+from pixverse_mcp.preview import ContactSheet
 from pixverse_mcp.service import Outcome
 
 
@@ -196,3 +198,42 @@ def list_result(entries: list[JournalEntry], *, continue_wait_seconds: float) ->
 
 def _iso(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+class PreviewResult(BaseModel):
+    """A keyframe contact sheet (the `preview_video` tool's `outputSchema`); the image itself is the PNG content."""
+
+    generation_id: str | None = None
+    path: str | None = None
+    frames: int = Field(description="How many keyframes the sheet shows, left to right, top to bottom.")
+    timestamps: list[float] = Field(description="Seconds into the video of each frame.")
+    width: int
+    height: int
+    png_bytes: int
+
+
+def preview_image(sheet: ContactSheet) -> ImageContent:
+    """The contact sheet as MCP image content."""
+    return ImageContent(type="image", data=base64.b64encode(sheet.png).decode("ascii"), mime_type="image/png")
+
+
+def preview_result(sheet: ContactSheet, *, generation_id: str | None, path: str | None) -> CallToolResult:
+    """The preview_video result: the image, a one-line summary, and the sheet's facts."""
+    source = f"generation {generation_id}" if generation_id else str(path)
+    summary = (
+        f"Contact sheet of {sheet.frames} keyframes from {source} (at {', '.join(f'{t:g}' for t in sheet.timestamps)}"
+        " s), left to right, top to bottom. Check it against the prompt before telling the user it is done."
+    )
+    result = PreviewResult(
+        generation_id=generation_id,
+        path=path,
+        frames=sheet.frames,
+        timestamps=list(sheet.timestamps),
+        width=sheet.width,
+        height=sheet.height,
+        png_bytes=len(sheet.png),
+    )
+    return CallToolResult(
+        content=[TextContent(type="text", text=summary), preview_image(sheet)],
+        structured_content=result.model_dump(mode="json"),
+    )

@@ -11,12 +11,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp_types import CallToolResult, ToolAnnotations
+from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -40,15 +41,19 @@ from pixverse_mcp.client import PixVerseClient, WaitUpdate, default_timeout
 from pixverse_mcp.config import Settings
 from pixverse_mcp.errors import GenerationError, MissingAPIKeyError, NotFoundError, PixVerseError
 from pixverse_mcp.journal import Journal
-from pixverse_mcp.models import GenerationStatus
+from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, GenerationStatus
 from pixverse_mcp.polling import PollingPolicy
+from pixverse_mcp.preview import INSTALL_HINT, MAX_FRAMES, PreviewError, preview_available
 from pixverse_mcp.results import (
+    PreviewResult,
     VideoList,
     VideoResult,
     error_result,
     journal_video,
     list_result,
     outcome_result,
+    preview_image,
+    preview_result,
     progress_message,
     status_call,
 )
@@ -64,11 +69,13 @@ A video takes about 30-40 s (5 s clip at 720p) to about 75 s (1080p).
   get_video_status(generation_id, wait_seconds=50) until done is true.
 - create_video + get_video_status: start now, check later (for several videos at once, or to do other work).
 - list_videos: every video this server started, newest first (to find a generation_id again).
+- preview_video: a contact sheet of keyframes of a finished video, to check it against the prompt.
 Never start the same video twice because a call ended early: every result carries the generation_id to resume with.
 """
 
 VideoToolResult = Annotated[CallToolResult, VideoResult]
 ListToolResult = Annotated[CallToolResult, VideoList]
+PreviewToolResult = Annotated[CallToolResult, PreviewResult]
 GENERATION_RESOURCE = "pixverse://generations/{+generation_id}"
 
 
@@ -267,6 +274,13 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
                 "call (by default such a call re-attaches to it, so a retry is not paid twice)."
             ),
         ] = False,
+        preview: Annotated[
+            bool,
+            Field(
+                description="When the video is done, also return a small contact sheet of keyframes (PNG) to "
+                "check it against the prompt. Needs the pixverse-mcp[preview] extra."
+            ),
+        ] = False,
     ) -> VideoToolResult:
         """Generate a video and wait for it: returns video_url when done, with progress while it runs.
 
@@ -297,7 +311,38 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
             return _lookup_failed(exc, budget)
         except PixVerseError as exc:
             return error_result(str(exc))
-        return report(outcome)
+        result = report(outcome)
+        if preview and outcome.generation.status is GenerationStatus.COMPLETED:
+            result.content.append(await _preview_or_note(service, outcome.generation.id))
+        return result
+
+    async def preview_video(
+        ctx: Context[ServerContext, Any],
+        generation_id: Annotated[
+            str | None,
+            Field(max_length=MAX_GENERATION_ID_LENGTH, description="A completed generation to preview."),
+        ] = None,
+        path: Annotated[
+            str | None,
+            Field(max_length=4096, description="Or: a saved video file (inside the videos folder) to preview."),
+        ] = None,
+        frames: Annotated[int, Field(ge=1, le=MAX_FRAMES, description="How many keyframes to show.")] = 4,
+    ) -> PreviewToolResult:
+        """Look at a finished video: returns a small PNG contact sheet of evenly spaced keyframes.
+
+        Use it after a generation completes to check the video against the prompt before telling the user it is
+        done. Give generation_id (or the path of a saved video). Needs the pixverse-mcp[preview] extra.
+        """
+        if not preview_available():
+            raise ToolError(INSTALL_HINT)
+        if (generation_id is None) == (path is None):
+            raise ToolError("Give exactly one of generation_id or path.")
+        service = _service(ctx)
+        try:
+            sheet = await service.preview(generation_id=generation_id, path=Path(path) if path else None, frames=frames)
+        except (ValueError, PreviewError, PixVerseError) as exc:
+            return error_result(str(exc), generation_id=generation_id)
+        return preview_result(sheet, generation_id=generation_id, path=path)
 
     async def list_videos(
         ctx: Context[ServerContext, Any],
@@ -325,7 +370,18 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
         (get_video_status, "Check a video", hints(read_only=True, idempotent=True)),
         (generate_video_blocking, "Generate a video and wait", hints(read_only=False, idempotent=False)),
         (list_videos, "List my videos", hints(read_only=True, idempotent=True, open_world=False)),
+        (preview_video, "Preview a video", hints(read_only=True, idempotent=True)),
     ]
+
+
+async def _preview_or_note(service: VideoService, generation_id: str) -> ContentBlock:
+    """The contact sheet for a finished blocking call, or a line saying why there is none (never an error)."""
+    if not preview_available():
+        return TextContent(type="text", text=f"No preview: {INSTALL_HINT}")
+    try:
+        return preview_image(await service.preview(generation_id=generation_id))
+    except (ValueError, PreviewError, PixVerseError) as exc:
+        return TextContent(type="text", text=f"No preview: {exc}")
 
 
 def _lookup_failed(exc: GenerationError, budget: float) -> CallToolResult:

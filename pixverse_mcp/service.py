@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import anyio.to_thread
 
 from pixverse_mcp.client import DownloadedVideo, PixVerseClient, UpdateCallback, WaitUpdate, safe_video_file_name
 from pixverse_mcp.config import Settings
 from pixverse_mcp.errors import DownloadError, GenerationError, GenerationFailedError, PixVerseError, WaitTimeoutError
 from pixverse_mcp.journal import Journal, JournalEntry, request_key
 from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest
+from pixverse_mcp.preview import ContactSheet, contact_sheet
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -219,6 +222,46 @@ class VideoService:
         )
         await self._journal(self.journal.record_download(generation_id, saved.path, saved.size))
         return saved
+
+    async def preview(
+        self, *, generation_id: str | None = None, path: Path | None = None, frames: int = 4
+    ) -> ContactSheet:
+        """A contact sheet of keyframes from a saved file (inside the videos folder) or a completed generation.
+
+        Raises `PreviewUnavailableError` without the preview extra, `PreviewError` for a file that is not a video,
+        `ValueError` for a path outside the videos folder or a generation with no video, `PixVerseError` when
+        the generation cannot be read or fetched.
+        """
+        if path is not None:
+            return await self._sheet(self._inside_videos_dir(path), frames)
+        if generation_id is None:
+            raise ValueError("give a generation_id or a path")
+        entry = await self._journal(self.journal.get(generation_id))
+        if entry is not None and entry.local_path and await anyio.Path(entry.local_path).is_file():
+            return await self._sheet(Path(entry.local_path), frames)
+        generation = await self.client.get(generation_id)
+        if generation.status is not GenerationStatus.COMPLETED or not generation.video_url:
+            raise ValueError(f"generation {generation_id} has no video yet (status {generation.status.value})")
+        with tempfile.TemporaryDirectory(prefix="pixverse-preview-") as scratch:
+            downloaded = await self.client.download(
+                generation.video_url,
+                Path(scratch),
+                file_name=safe_video_file_name(generation_id),
+                max_bytes=self.settings.max_download_bytes,
+            )
+            return await self._sheet(downloaded.path, frames)
+
+    def _inside_videos_dir(self, path: Path) -> Path:
+        """Only files in the videos folder may be previewed: an agent must not read arbitrary files on the host."""
+        folder = self.settings.videos_dir.expanduser().resolve()
+        resolved = (folder / path).resolve() if not path.is_absolute() else path.resolve()
+        if not resolved.is_relative_to(folder) or not resolved.is_file():
+            raise ValueError(f"path must name a saved video inside {folder}")
+        return resolved
+
+    @staticmethod
+    async def _sheet(video: Path, frames: int) -> ContactSheet:
+        return await anyio.to_thread.run_sync(lambda: contact_sheet(video, frames=frames))
 
     async def _in_flight(self, key: str) -> JournalEntry | None:
         window = self.settings.reattach_window_seconds
