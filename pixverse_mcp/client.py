@@ -321,16 +321,21 @@ class PixVerseClient:
                 self._watches.pop(generation_id, None)
 
     async def _poll(self, generation_id: str, watch: _Watch) -> None:
-        """One status request for a shared watch; transient faults are logged and the schedule goes on."""
+        """One status request for a shared watch; transient faults are logged and the schedule goes on, never
+        sooner than a Retry-After the API asked for."""
+        retry_after = None
         try:
             current = await self.get(generation_id)
         except _TRANSIENT_DURING_WAIT as exc:
             logger.warning("status of %s unavailable for now (%s); still waiting", generation_id, exc)
+            if isinstance(exc, APIStatusError) and exc.retry_after is not None:
+                retry_after = min(exc.retry_after, self._retry_policy.max_retry_after)
         else:
             watch.latest = current
             watch.announce()
         elapsed = self._clock() - watch.started
-        watch.next_due = self._clock() + self.polling_policy.next_delay(elapsed, watch.expected)
+        delay = self.polling_policy.next_delay(elapsed, watch.expected)
+        watch.next_due = self._clock() + max(delay, retry_after or 0.0)
 
     async def download(
         self, url: str, directory: Path, *, file_name: str, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES

@@ -70,6 +70,7 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import formatdate
@@ -159,6 +160,9 @@ class SandboxConfig:
     slow_seconds: float = 5.0
     # What the 429 and 503 faults ask for in `Retry-After`.
     retry_after_seconds: int = 1
+    # Per-generation timings instead of the two fixed ones: body -> (queued, generating) seconds. Benchmarks use it
+    # to give each video a realistic, varied duration for its size.
+    timings: Callable[[dict[str, Any]], tuple[float, float]] | None = None
 
 
 @dataclass
@@ -191,6 +195,15 @@ class _Record:
     created: float
     outcome: str | None
     status_faults: list[_QueuedFault]
+    queued_seconds: float
+    generating_seconds: float
+    final_served_at: float | None = None
+    """When a status request first got the final answer (time.monotonic): how late the client noticed."""
+
+    @property
+    def ready_at(self) -> float:
+        """When the generation became final (time.monotonic)."""
+        return self.created + self.queued_seconds + self.generating_seconds
 
 
 @dataclass
@@ -349,7 +362,11 @@ async def _create(request: Request, state: SandboxState, injected: _QueuedFault 
     if injected is not None and injected.fault in CREATE_FAULTS:
         create_fault = injected.fault
     generation_id = f"{uuid.uuid4()}:{MODEL}"
-    state.generations[generation_id] = _Record(generation_id, body, time.monotonic(), outcome, status_faults)
+    config = state.config
+    queued, generating = config.timings(body) if config.timings else (config.queued_seconds, config.generating_seconds)
+    state.generations[generation_id] = _Record(
+        generation_id, body, time.monotonic(), outcome, status_faults, queued, generating
+    )
     if create_fault == "accepted_reset":
         return await _drop_connection(request)
     if create_fault == "accepted_500":
@@ -398,17 +415,20 @@ async def _status(request: Request, state: SandboxState, injected: _QueuedFault 
     video = _video_fields(request, record)
     if injected is not None:
         return JSONResponse(_outcome_body(record.id, injected.fault, video))
-    return JSONResponse(_lifecycle_body(record, state.config, video))
+    return JSONResponse(_lifecycle_body(record, video))
 
 
-def _lifecycle_body(record: _Record, config: SandboxConfig, video: dict[str, Any]) -> dict[str, Any]:
-    """The status of `record` now, on the sandbox's timings and its outcome fault."""
-    age = time.monotonic() - record.created
-    if age < config.queued_seconds:
+def _lifecycle_body(record: _Record, video: dict[str, Any]) -> dict[str, Any]:
+    """The status of `record` now, on its timings and its outcome fault."""
+    now = time.monotonic()
+    age = now - record.created
+    if age < record.queued_seconds:
         phase = "queued"
-    elif age < config.queued_seconds + config.generating_seconds:
+    elif age < record.queued_seconds + record.generating_seconds:
         phase = "generating"
     else:
+        if record.final_served_at is None:
+            record.final_served_at = now
         return _outcome_body(record.id, None if record.outcome == "unknown_status" else record.outcome, video)
     if record.outcome == "unknown_status":
         phase = "paused"
