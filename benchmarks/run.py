@@ -1,0 +1,363 @@
+"""pixverse-mcp benchmarks: every figure is a ratio against a baseline measured in the same run, on this machine.
+
+    .venv/bin/python benchmarks/run.py            # all four, about a minute
+    .venv/bin/python benchmarks/run.py P1 P3      # some of them
+
+P1  cold start to a `tools/list` answer over stdio, against a bare MCPServer with one trivial tool   (target <= 1.2x)
+P2  `create_video` round trip through MCP (stdio), against a direct httpx POST to the same sandbox  (target <= 1.5x)
+P3  delay between a video becoming ready and our noticing it, and status requests per video, against the
+    provider's sample loop (a fixed 10 s interval), both on the sandbox with every duration scaled by 0.1
+    (target: lag <= 0.2x at <= 2x the requests)
+P4  1,000 concurrent blocking waits in one process: all complete; peak RSS (<= 150 MB) and event-loop lag p99
+    (<= 50 ms)
+
+Nothing here asserts: it prints. The README quotes the latest figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pixverse_mcp.client import PixVerseClient  # noqa: E402
+from pixverse_mcp.models import VideoRequest  # noqa: E402
+from pixverse_mcp.polling import PollingPolicy, expected_generation_seconds  # noqa: E402
+from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig  # noqa: E402
+
+TIME_SCALE = 0.1
+# The provider's sample code polls every 10 s (upstream.md): the P3 baseline, scaled like everything else.
+SAMPLE_LOOP_INTERVAL = 10.0 * TIME_SCALE
+Row = tuple[str, str, str, str, str]
+
+
+def _median_seconds(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+# --- P1 ---------------------------------------------------------------------------------------------------------
+
+
+def _cold_start(command: list[str], env: dict[str, str]) -> float:
+    """Seconds from spawning the server to its answer to tools/list, speaking raw JSON-RPC over its pipes."""
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "b", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write("".join(json.dumps(message) + "\n" for message in messages))
+    process.stdin.flush()
+    for line in process.stdout:
+        if json.loads(line).get("id") == 2:
+            break
+    elapsed = time.perf_counter() - started
+    process.stdin.close()
+    process.wait(timeout=10)
+    return elapsed
+
+
+def bench_p1(runs: int = 9) -> Row:
+    env = {"PATH": os.environ.get("PATH", ""), "PIXVERSE_MCP_STATE_DIR": tempfile.mkdtemp()}
+    ours_command = [sys.executable, "-m", "pixverse_mcp"]
+    bare_command = [sys.executable, str(ROOT / "benchmarks" / "bare_server.py")]
+    _cold_start(ours_command, env), _cold_start(bare_command, env)  # warm the OS file cache for both
+    ours, bare = [], []
+    for _ in range(runs):  # interleaved, so drift on a shared machine hits both alike
+        ours.append(_cold_start(ours_command, env))
+        bare.append(_cold_start(bare_command, env))
+    ratio = _median_seconds(ours) / _median_seconds(bare)
+    return (
+        "P1 cold start to tools/list",
+        f"{_median_seconds(ours) * 1000:.0f} ms",
+        f"{_median_seconds(bare) * 1000:.0f} ms",
+        f"{ratio:.2f}x",
+        "<= 1.2x",
+    )
+
+
+# --- P2 ---------------------------------------------------------------------------------------------------------
+
+
+async def _timed_calls(params: Any, tool: str, make_arguments: Callable[[int], dict[str, Any]], runs: int) -> float:
+    """Median seconds of `runs` sequential calls of `tool` over stdio (after three warm-up calls)."""
+    from mcp import Client
+
+    samples: list[float] = []
+    async with Client(params) as client:
+        for index in range(runs + 3):
+            started = time.perf_counter()
+            result = await client.call_tool(tool, make_arguments(index))
+            if index >= 3:
+                samples.append(time.perf_counter() - started)
+            assert not result.is_error, result
+    return _median_seconds(samples)
+
+
+async def _direct_posts(url: str, runs: int) -> float:
+    body = VideoRequest(prompt="a benchmark").to_body()
+    headers = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
+    samples: list[float] = []
+    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+        for index in range(runs + 3):
+            started = time.perf_counter()
+            response = await http.post("/v2/video/generations", json=body)
+            if index >= 3:
+                samples.append(time.perf_counter() - started)
+            response.raise_for_status()
+    return _median_seconds(samples)
+
+
+def bench_p2(runs: int = 60) -> list[Row]:
+    from mcp import StdioServerParameters
+
+    with _sandbox_process() as url:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "AIMLAPI_API_KEY": SANDBOX_API_KEY,
+            "AIMLAPI_BASE_URL": url,
+            "PIXVERSE_MCP_STATE_DIR": tempfile.mkdtemp(),
+            "PIXVERSE_MCP_LOG_LEVEL": "WARNING",
+        }
+        ours_server = StdioServerParameters(command=sys.executable, args=["-m", "pixverse_mcp"], env=env)
+        bare_server = StdioServerParameters(
+            command=sys.executable, args=[str(ROOT / "benchmarks" / "bare_server.py")], env=env
+        )
+        ours = anyio.run(_timed_calls, ours_server, "create_video", lambda i: {"prompt": f"a benchmark {i}"}, runs)
+        direct = anyio.run(_direct_posts, url, runs)
+        floor = anyio.run(_timed_calls, bare_server, "echo", lambda i: {"text": "hi"}, runs)
+    overhead = ours - direct - floor
+    return [
+        (
+            "P2 create_video round trip",
+            f"{ours * 1000:.1f} ms",
+            f"{direct * 1000:.1f} ms",
+            f"{ours / direct:.2f}x",
+            "<= 1.5x",
+        ),
+        ("P2 of which the SDK's stdio floor", f"{floor * 1000:.1f} ms", "", "", "(bare echo tool)"),
+        ("P2 of which our own work", f"{overhead * 1000:.1f} ms", "", "", "(journal, checks)"),
+    ]
+
+
+# --- P3 ---------------------------------------------------------------------------------------------------------
+
+
+def _realistic_timings(seed: int) -> Callable[[dict[str, Any]], tuple[float, float]]:
+    """Each video takes its size's usual time, +-15 %, scaled; a tenth of it queued."""
+    rng = random.Random(seed)
+
+    def timings(body: dict[str, Any]) -> tuple[float, float]:
+        usual = expected_generation_seconds(body.get("resolution", "720p"), body.get("duration", 5))
+        total = usual * rng.uniform(0.85, 1.15) * TIME_SCALE
+        return total * 0.1, total * 0.9
+
+    return timings
+
+
+async def _sample_loop(client: PixVerseClient, generation_id: str) -> None:
+    """The provider's sample code: look every 10 s until done."""
+    while not (await client.get(generation_id)).status.is_final:  # noqa: ASYNC110 - this loop is the baseline
+        await anyio.sleep(SAMPLE_LOOP_INTERVAL)
+
+
+async def _p3_run(
+    sandbox: RunningSandbox, requests: list[VideoRequest], waiter: Callable[[PixVerseClient, str], Awaitable[object]]
+) -> tuple[float, float]:
+    """Mean lag (s) between ready and noticed, and status requests per video, for one way of waiting."""
+    sandbox.state.reset()
+    policy = PollingPolicy(time_scale=TIME_SCALE)
+    async with PixVerseClient(api_key=SANDBOX_API_KEY, base_url=sandbox.url, polling_policy=policy) as client:
+        generations = [await client.create(request) for request in requests]
+        async with anyio.create_task_group() as group:
+            for generation in generations:
+                group.start_soon(waiter, client, generation.id)
+    records = [sandbox.state.generations[generation.id] for generation in generations]
+    lags = [record.final_served_at - record.ready_at for record in records if record.final_served_at is not None]
+    return statistics.mean(lags), sandbox.state.stats()["status_requests"] / len(records)
+
+
+def bench_p3(videos: int = 40) -> list[Row]:
+    sizes = [("720p", 5), ("720p", 5), ("1080p", 5), ("540p", 8)]
+    requests = [
+        VideoRequest(prompt=f"video {index}", resolution=sizes[index % 4][0], duration=sizes[index % 4][1])
+        for index in range(videos)
+    ]
+
+    with RunningSandbox(SandboxConfig(timings=_realistic_timings(seed=7))) as sandbox:
+
+        async def ours(client: PixVerseClient, generation_id: str) -> object:
+            body = sandbox.state.generations[generation_id].body
+            expected = client.polling_policy.expected_seconds(body["resolution"], body["duration"])
+            return await client.wait(generation_id, timeout=60, expected_seconds=expected)
+
+        baseline_lag, baseline_requests = anyio.run(_p3_run, sandbox, requests, _sample_loop)
+        sandbox.state.config.timings = _realistic_timings(seed=7)  # the same durations for our run
+        lag, per_video = anyio.run(_p3_run, sandbox, requests, ours)
+    return [
+        (
+            "P3 lag, ready -> noticed",
+            f"{lag / TIME_SCALE:.2f} s",
+            f"{baseline_lag / TIME_SCALE:.2f} s",
+            f"{lag / baseline_lag:.2f}x",
+            "<= 0.2x",
+        ),
+        (
+            "P3 status requests per video",
+            f"{per_video:.1f}",
+            f"{baseline_requests:.1f}",
+            f"{per_video / baseline_requests:.2f}x",
+            "<= 2x",
+        ),
+    ]
+
+
+# --- P4 ---------------------------------------------------------------------------------------------------------
+
+
+async def _p4(url: str, waits: int) -> tuple[int, float, float]:
+    from mcp import Client
+    from pydantic import SecretStr
+
+    from pixverse_mcp.config import Settings
+    from pixverse_mcp.server import build_server
+
+    settings = Settings(
+        api_key=SecretStr(SANDBOX_API_KEY),
+        base_url=url,
+        poll_time_scale=TIME_SCALE,
+        state_dir=Path(tempfile.mkdtemp()),
+        log_level="WARNING",
+        wait_budget_seconds=120,
+    )
+    lags: list[float] = []
+    done = 0
+    finished = anyio.Event()
+
+    async def watch_loop() -> None:
+        while not finished.is_set():
+            started = time.perf_counter()
+            await anyio.sleep(0.01)
+            lags.append(time.perf_counter() - started - 0.01)
+
+    async def one(client: Client, index: int) -> None:
+        nonlocal done
+        result = await client.call_tool("generate_video_blocking", {"prompt": f"concurrent video {index}"})
+        if not result.is_error and (result.structured_content or {}).get("status") == "completed":
+            done += 1
+
+    async with Client(build_server(settings)) as client, anyio.create_task_group() as group:
+        group.start_soon(watch_loop)
+        async with anyio.create_task_group() as calls:
+            for index in range(waits):
+                calls.start_soon(one, client, index)
+        finished.set()
+    lags.sort()
+    return done, lags[int(len(lags) * 0.99)] * 1000, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_p4(waits: int = 1000) -> list[Row]:
+    """Run in a child process, so the RSS is that of a process holding the waits and nothing else."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--p4-child", str(waits)], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    done, lag_p99, rss_mb = json.loads(output.strip().splitlines()[-1])
+    return [
+        (f"P4 {waits} concurrent blocking waits", f"{done} done", f"{waits}", f"{done / waits:.0%}", "100 %"),
+        ("P4 peak RSS", f"{rss_mb:.0f} MB", "", "", "<= 150 MB"),
+        ("P4 event-loop lag p99", f"{lag_p99:.1f} ms", "", "", "<= 50 ms"),
+    ]
+
+
+def _p4_child(waits: int) -> None:
+    with _sandbox_process(queued_seconds=0.5, generating_seconds=3) as url:
+        print(json.dumps(anyio.run(_p4, url, waits)))
+
+
+@contextmanager
+def _sandbox_process(*, queued_seconds: float = 2, generating_seconds: float = 10) -> Iterator[str]:
+    """A sandbox in a process of its own, so it takes no CPU or GIL from what is measured; yields its URL."""
+    port = _free_port()
+    command = [sys.executable, "-m", "pixverse_mcp.sandbox", "--port", str(port)]
+    command += ["--queued-seconds", str(queued_seconds), "--generating-seconds", str(generating_seconds)]
+    sandbox = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_up(url)
+        yield url
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_up(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/_sandbox/stats", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("the sandbox did not start")
+
+
+# --- main -------------------------------------------------------------------------------------------------------
+
+BENCHMARKS: dict[str, Callable[[], Row | list[Row]]] = {"P1": bench_p1, "P2": bench_p2, "P3": bench_p3, "P4": bench_p4}
+
+
+def main(names: list[str]) -> None:
+    rows: list[Row] = []
+    for name in names or list(BENCHMARKS):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        produced = BENCHMARKS[name.upper()]()
+        rows.extend(produced if isinstance(produced, list) else [produced])
+    header: Row = ("benchmark", "ours", "baseline", "ratio", "target")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(5)]
+    for row in [header, tuple("-" * width for width in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--p4-child":
+        _p4_child(int(sys.argv[2]))
+    else:
+        main(sys.argv[1:])
