@@ -44,7 +44,7 @@ NegativePromptArg = Annotated[
 StyleArg = Annotated[Style | None, Field(description="Optional visual style; omit for a realistic look.")]
 SeedArg = Annotated[
     int | None,
-    Field(ge=0, le=MAX_SEED, description="Optional; the same seed with the same request gives a similar video."),
+    Field(ge=0, le=MAX_SEED, strict=True, description="Optional; the same seed and request give a similar video."),
 ]
 GenerationIdArg = Annotated[
     str,

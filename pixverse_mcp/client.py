@@ -46,6 +46,7 @@ from pixverse_mcp.errors import (
     WaitTimeoutError,
     error_for_status,
 )
+from pixverse_mcp.logs import REDACTED
 from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, Generation, GenerationStatus, VideoRequest
 from pixverse_mcp.polling import PollingPolicy
 
@@ -227,10 +228,12 @@ class PixVerseClient:
         logger.info("created generation %s (%s)", generation.id, generation.raw_status)
         return generation
 
-    async def get(self, generation_id: str) -> Generation:
-        """One status request for `generation_id` (retried on transient faults)."""
+    async def get(self, generation_id: str, *, retry: bool = True) -> Generation:
+        """One status request for `generation_id`, retried on transient faults unless `retry` is False (a wait
+        retries on its own schedule, with heartbeats in between)."""
         _check_generation_id(generation_id)
-        payload = await self._request("GET", params={"generation_id": generation_id}, idempotent=True)
+        params = {"generation_id": generation_id}
+        payload = await self._request("GET", params=params, idempotent=True, attempts=None if retry else 1)
         try:
             return Generation.from_payload(payload, fallback_id=generation_id)
         except ValueError as exc:
@@ -306,9 +309,9 @@ class PixVerseClient:
                     if now >= watch.next_due:
                         await self._poll(generation_id, watch)
                         continue
-                    await self._sleep(min(watch.next_due, deadline, heartbeat_due) - now)
+                    await self._sleep(max(0.0, min(watch.next_due, deadline, heartbeat_due) - now))
                 else:
-                    with anyio.move_on_after(min(deadline, heartbeat_due) - now):
+                    with anyio.move_on_after(max(0.0, min(deadline, heartbeat_due) - now)):
                         await watch.changed.wait()
                 if self._clock() >= heartbeat_due and watch.version == seen:
                     await notify(False)
@@ -325,7 +328,7 @@ class PixVerseClient:
         sooner than a Retry-After the API asked for."""
         retry_after = None
         try:
-            current = await self.get(generation_id)
+            current = await self.get(generation_id, retry=False)
         except _TRANSIENT_DURING_WAIT as exc:
             logger.warning("status of %s unavailable for now (%s); still waiting", generation_id, exc)
             if isinstance(exc, APIStatusError) and exc.retry_after is not None:
@@ -378,8 +381,10 @@ class PixVerseClient:
         params: dict[str, str] | None = None,
         json_body: dict[str, Any] | None = None,
         idempotent: bool,
+        attempts: int | None = None,
     ) -> dict[str, Any]:
-        """One API call: send it, map a failure to the error tree, retry what the policy allows."""
+        """One API call: send it, map a failure to the error tree, retry what the policy allows (at most
+        `attempts` tries when given)."""
         if self._api_key is None:
             raise MissingAPIKeyError()
 
@@ -387,14 +392,18 @@ class PixVerseClient:
             response = await self._http.request(method, self._endpoint_path, params=params, json=json_body)
             logger.debug("%s %s -> %s", method, self._endpoint_path, response.status_code)
             if not response.is_success:
-                raise _status_error(response)
+                raise _status_error(response, self._api_key)
             return _json_object(response)
 
-        return await self._with_retries(f"{method} {self._endpoint_path}", attempt, idempotent=idempotent)
+        label = f"{method} {self._endpoint_path}"
+        return await self._with_retries(label, attempt, idempotent=idempotent, max_attempts=attempts)
 
-    async def _with_retries(self, label: str, attempt: Callable[[], Awaitable[_T]], *, idempotent: bool) -> _T:
+    async def _with_retries(
+        self, label: str, attempt: Callable[[], Awaitable[_T]], *, idempotent: bool, max_attempts: int | None = None
+    ) -> _T:
         """The only retry loop: run `attempt` until it succeeds or the policy says stop."""
         policy = self._retry_policy
+        limit = policy.max_attempts if max_attempts is None else max_attempts
         started = self._clock()
         attempts = 0
         while True:
@@ -406,7 +415,7 @@ class PixVerseClient:
             retry_after = error.retry_after if isinstance(error, APIStatusError) else None
             delay = retry_delay(attempts, policy, retry_after=retry_after, rng=self._rng)
             out_of_budget = self._clock() - started + delay > policy.max_total_seconds
-            if attempts >= policy.max_attempts or out_of_budget or not should_retry(error, idempotent=idempotent):
+            if attempts >= limit or out_of_budget or not should_retry(error, idempotent=idempotent):
                 raise _as_package_error(error)
             logger.info("%s failed (%s); retry %d in %.1f s", label, _describe(error), attempts, delay)
             await self._sleep(delay)
@@ -418,10 +427,14 @@ def _check_generation_id(generation_id: str) -> None:
         raise ValueError(f"generation_id must be 1 to {MAX_GENERATION_ID_LENGTH} characters")
 
 
-def _status_error(response: httpx.Response) -> APIStatusError:
+def _status_error(response: httpx.Response, secret: SecretStr | None = None) -> APIStatusError:
+    """The typed error for an error response; a body that echoes the key (some gateways do) has it blanked."""
+    body = _body_of(response)
+    if secret is not None and secret.get_secret_value() in json.dumps(body):
+        body = json.loads(json.dumps(body).replace(secret.get_secret_value(), REDACTED))
     return error_for_status(
         response.status_code,
-        _body_of(response),
+        body,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         request_id=response.headers.get("x-request-id"),
     )

@@ -50,7 +50,7 @@ class VideoRequest(BaseModel):
     duration: Duration = DEFAULT_DURATION
     negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_LENGTH)
     style: Style | None = None
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, strict=True)
 
     @field_validator("negative_prompt")
     @classmethod
@@ -117,7 +117,8 @@ def normalise_status(raw: object) -> GenerationStatus:
 
 
 class Generation(BaseModel):
-    """A generation as the upstream last described it, read tolerantly (unknown fields are kept in `raw`)."""
+    """A generation as the upstream last described it, read tolerantly: unknown fields are ignored, an unknown
+    status is pending (its spelling kept in `raw_status`), never success."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -154,8 +154,9 @@ class SandboxConfig:
     """Timings (seconds), the key the sandbox accepts, and the figures its faults use."""
 
     api_key: str = SANDBOX_API_KEY
-    queued_seconds: float = 2.0
-    generating_seconds: float = 10.0
+    # A demo of `pixverse-mcp --sandbox` should feel like the real thing (35 s) without the wait: 6 s.
+    queued_seconds: float = 1.0
+    generating_seconds: float = 5.0
     # How long the `slow` fault waits before answering (a queued `slow` may carry its own).
     slow_seconds: float = 5.0
     # What the 429 and 503 faults ask for in `Retry-After`.

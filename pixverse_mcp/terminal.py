@@ -72,7 +72,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     # A person at a terminal wants the progress bar and the answer, not the library's INFO lines.
     quiet = settings.log_level == "INFO"
     configure_logging("ERROR" if quiet else settings.log_level)
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)  # ids and commands must stay on one line, to copy them
     session = _Session()
     if args.command == "generate":
         out = Path(args.out) if args.out else Path.cwd()
@@ -131,7 +131,7 @@ async def _generate(service: VideoService, args: argparse.Namespace, session: _S
         errors.print(str(exc))
         return _exit_code_for(exc)
     session.generation_id = generation.id
-    errors.print(f"Started generation {generation.id}", soft_wrap=True)
+    errors.print(f"Started generation {generation.id}")
     outcome = await _wait_with_bar(service, generation.id, args.timeout, errors)
     return _report(outcome, errors) if isinstance(outcome, Outcome) else outcome
 

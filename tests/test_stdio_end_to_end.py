@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pixverse_mcp.sandbox import FAIL_MARKER, RunningSandbox
+from pixverse_mcp.sandbox import RunningSandbox
 from tests.conftest import server_env, stdio_client
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,146 @@
+"""The terminal commands as a person runs them: `pixverse-mcp generate | status | list` as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox
+from tests.conftest import server_env
+
+COMMAND = [sys.executable, "-m", "pixverse_mcp"]
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COMMAND, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def create_directly(sandbox: RunningSandbox, prompt: str) -> str:
+    response = httpx.post(
+        f"{sandbox.url}/v2/video/generations",
+        json={"model": "pixverse/v5/text-to-video", "prompt": prompt},
+        headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"},
+    )
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def test_generate_waits_downloads_and_prints_the_path_and_url(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+
+    finished = run(server_env(sandbox, tmp_path), "generate", "a fox in the snow", "--out", str(out))
+
+    assert finished.returncode == 0, finished.stderr
+    path_line, url_line = finished.stdout.strip().splitlines()
+    saved = Path(path_line)
+    assert saved.parent == out.resolve()
+    assert saved.read_bytes()[4:8] == b"ftyp"
+    assert url_line.startswith(f"{sandbox.url}/_sandbox/videos/")
+    assert "Started generation" in finished.stderr
+    assert sandbox.state.stats()["creates"] == 1
+
+
+def test_generate_refuses_invalid_options_with_exit_2_and_sends_nothing(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    finished = run(server_env(sandbox, tmp_path), "generate", "a fox", "--resolution", "1080p", "--duration", "8")
+
+    assert finished.returncode == 2
+    assert "1080p" in finished.stderr
+    assert sandbox.state.stats()["creates"] == 0
+
+
+def test_a_failed_generation_exits_1(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    finished = run(server_env(sandbox, tmp_path), "generate", "a fox [sandbox:fail]", "--out", str(tmp_path))
+
+    assert finished.returncode == 1
+    assert "failed" in finished.stderr
+
+
+def test_without_a_key_commands_exit_3_and_say_how_to_set_it(tmp_path: Path) -> None:
+    finished = run(server_env(None, tmp_path), "generate", "a fox")
+
+    assert finished.returncode == 3
+    assert "AIMLAPI_API_KEY" in finished.stderr
+
+
+def test_status_prints_a_completed_generation_and_exits_0(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    generation_id = create_directly(sandbox, "a heron")
+
+    finished = run(server_env(sandbox, tmp_path), "status", generation_id, "--wait", "30")
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip().startswith(f"{sandbox.url}/_sandbox/videos/")
+
+
+def test_status_of_a_running_generation_exits_6_with_how_to_resume(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    generation_id = create_directly(sandbox, "a heron [sandbox:fault=never_completes]")
+
+    finished = run(server_env(sandbox, tmp_path), "status", generation_id)
+
+    assert finished.returncode == 6
+    assert finished.stdout.strip() == f"{generation_id} generating"
+    assert f"pixverse-mcp status '{generation_id}' --wait" in finished.stderr
+
+
+def test_status_of_an_unknown_id_exits_4(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    finished = run(server_env(sandbox, tmp_path), "status", "no-such-generation")
+
+    assert finished.returncode == 4
+    assert "404" in finished.stderr
+
+
+def test_list_prints_the_journal_without_needing_a_key(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    env = server_env(sandbox, tmp_path)
+    assert run(env, "generate", "a lighthouse at dusk", "--out", str(tmp_path)).returncode == 0
+
+    del env["AIMLAPI_API_KEY"]
+    finished = run(env, "list")
+
+    assert finished.returncode == 0, finished.stderr
+    assert "a lighthouse at dusk" in finished.stdout
+    assert "completed" in finished.stdout
+
+
+def test_ctrl_c_during_a_wait_prints_the_id_and_how_to_resume(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*COMMAND, "generate", "a slow one [sandbox:fault=never_completes]", "--out", str(tmp_path)],
+        env=server_env(sandbox, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while sandbox.state.stats()["status_requests"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    (generation_id,) = sandbox.state.generations
+    assert process.returncode == 130
+    assert generation_id in stderr
+    assert f"pixverse-mcp status '{generation_id}' --wait" in stderr
+
+
+def test_the_built_in_sandbox_needs_no_key(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "PIXVERSE_MCP_STATE_DIR": str(tmp_path / "state")}
+
+    finished = run(env, "generate", "a paper boat", "--sandbox", "--out", str(tmp_path))
+
+    assert finished.returncode == 0, finished.stderr
+    assert Path(finished.stdout.splitlines()[0]).is_file()
+
+
+@pytest.mark.parametrize("command", [["--help"], ["generate", "--help"], ["status", "--help"], ["list", "--help"]])
+def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
+    finished = run(server_env(None, tmp_path), *command)
+
+    assert finished.returncode == 0
+    assert "usage: pixverse-mcp" in finished.stdout
