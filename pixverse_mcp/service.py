@@ -116,15 +116,19 @@ class VideoService:
         save: bool | None = None,
         on_update: UpdateCallback | None = None,
     ) -> Outcome:
-        """The current state of a generation; with `wait_seconds` > 0, wait that long at most for it to finish."""
+        """The current state of a generation; with `wait_seconds` > 0, wait that long at most for it to finish.
+
+        The cost (`usage`) comes from the journal: status responses do not carry it, the create response did.
+        """
+        entry = await self._journal(self.journal.get(generation_id))
         if wait_seconds <= 0:
             try:
                 generation = await self.client.get(generation_id)
             except PixVerseError as exc:
                 raise GenerationError(str(exc), generation_id=generation_id) from exc
             await self._journal(self.journal.record_status(generation))
+            generation = _with_usage(generation, entry.usage if entry else None)
             return await self._finish(generation, save, elapsed=None, remaining=None)
-        entry = await self._journal(self.journal.get(generation_id))
         known = entry.as_generation() if entry else Generation(id=generation_id, status=GenerationStatus.UNKNOWN)
         expected = self.expected_seconds(entry.request if entry else None)
         elapsed_before = time.time() - entry.created_at if entry and entry.request else 0.0
@@ -148,7 +152,7 @@ class VideoService:
         async def journal_and_forward(update: WaitUpdate) -> None:
             nonlocal latest
             if update.generation is not None:
-                latest = update.generation
+                latest = _with_usage(update.generation, generation.usage)
             if update.status_changed and update.generation is not None:
                 await self._journal(self.journal.record_status(update.generation))
             if on_update is not None:
@@ -179,7 +183,11 @@ class VideoService:
         except WaitTimeoutError:
             return still_running()
         except GenerationFailedError as exc:
-            failed = exc.generation or generation.model_copy(update={"status": GenerationStatus.FAILED})
+            failed = (
+                _with_usage(exc.generation, generation.usage)
+                if exc.generation
+                else latest.model_copy(update={"status": GenerationStatus.FAILED, "error": str(exc)})
+            )
             return Outcome(failed, elapsed_seconds=anyio.current_time() - started)
         except PixVerseError as exc:
             raise GenerationError(str(exc), generation_id=generation.id) from exc
@@ -188,6 +196,7 @@ class VideoService:
             raise
         finally:
             self._waits.discard(scope)
+        final = _with_usage(final, generation.usage)
         return await self._finish(final, save, elapsed=anyio.current_time() - started, remaining=None)
 
     async def _finish(
@@ -276,3 +285,10 @@ class VideoService:
         except (sqlite3.Error, OSError) as exc:
             logger.error("journal unavailable (%s): generation ids are only in tool results and logs", exc)
             return None
+
+
+def _with_usage(generation: Generation, usage: dict[str, object] | None) -> Generation:
+    """`generation`, carrying the known cost when its own response did not."""
+    if generation.usage is not None or usage is None:
+        return generation
+    return generation.model_copy(update={"usage": usage})
