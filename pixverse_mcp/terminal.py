@@ -188,12 +188,15 @@ def _report(outcome: Outcome, errors: Console) -> int:
 
 
 async def _list(journal: Journal, args: argparse.Namespace) -> int:
-    table = Table("created (UTC)", "status", "prompt", "generation id", "video")
+    table = Table("created (UTC)", "status", "prompt")
+    # Ids and paths are for copying: fold them onto more lines rather than cut them short.
+    table.add_column("generation id", overflow="fold")
+    table.add_column("video", overflow="fold")
     for entry in await journal.recent(limit=args.limit):
         video = journal_video(entry)
         where = video.local_path or video.video_url or ""
         table.add_row(video.created_at, video.status.value, (video.prompt or "")[:40], video.generation_id, where)
-    Console(width=200).print(table)
+    Console().print(table)
     return ExitCode.DONE
 
 
