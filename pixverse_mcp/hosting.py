@@ -131,6 +131,7 @@ async def serve_http(settings: Settings, options: HttpOptions) -> None:
             host=options.host,
             port=options.port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # keep our stderr handler: uvicorn's default config writes access lines to stdout
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
         service = context.service

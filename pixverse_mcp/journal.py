@@ -56,9 +56,10 @@ CREATE INDEX IF NOT EXISTS status_changes_by_generation ON status_changes (gener
 """
 
 
-def request_key(request: VideoRequest) -> str:
-    """A digest of everything that defines a video: equal requests, equal keys."""
-    return hashlib.sha256(json.dumps(request.to_body(), sort_keys=True).encode()).hexdigest()
+def request_key(request: VideoRequest, api: str) -> str:
+    """A digest of everything that defines a video and where it was sent (`api`: the base URL, so a sandbox's
+    generation is never mistaken for one of the real API's): equal requests to one API, equal keys."""
+    return hashlib.sha256(json.dumps([api, request.to_body()], sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,8 @@ class Journal:
             self._connection.close()
             self._connection = None
 
-    async def record_created(self, generation: Generation, request: VideoRequest) -> None:
-        """Remember a new generation with the request that made it."""
+    async def record_created(self, generation: Generation, request: VideoRequest, *, key: str) -> None:
+        """Remember a new generation with the request that made it (`key`: its `request_key`)."""
         now = time.time()
 
         def insert(db: sqlite3.Connection) -> None:
@@ -136,7 +137,7 @@ class Journal:
                     now,
                     now,
                     json.dumps(request.to_body()),
-                    request_key(request),
+                    key,
                     generation.status.value,
                     generation.raw_status,
                     _json_or_none(generation.usage),

@@ -621,7 +621,9 @@ class RunningSandbox:
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         self._server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", backlog=2048)
+            # log_config=None: leave logging alone. uvicorn's own config sends access lines to stdout, which is the
+            # protocol channel when `pixverse-mcp --sandbox` runs over stdio.
+            uvicorn.Config(self.app, access_log=False, lifespan="off", backlog=2048, log_config=None)
         )
         self._thread = threading.Thread(target=self._serve, name="pixverse-sandbox", daemon=True)
 

@@ -74,8 +74,11 @@ class VideoService:
     async def start(self, request: VideoRequest) -> Generation:
         """Create a new generation and journal it before returning. Raises `PixVerseError` if it was not created."""
         generation = await self.client.create(request)
-        await self._journal(self.journal.record_created(generation, request))
+        await self._journal(self.journal.record_created(generation, request, key=self._key(request)))
         return generation
+
+    def _key(self, request: VideoRequest) -> str:
+        return request_key(request, self.settings.base_url)
 
     async def generate(
         self,
@@ -92,7 +95,7 @@ class VideoService:
         caller with an estimate. Raises `PixVerseError` when nothing was created, `GenerationError` (with the id)
         when the status could not be read.
         """
-        key = request_key(request)
+        key = self._key(request)
         lock = self._create_locks.setdefault(key, anyio.Lock())
         try:
             async with lock:  # two identical calls at once: the second re-attaches to the first's generation
