@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# After SIGTERM on stdio: time for the interrupted calls' results to be written before the server stops.
+STDIO_DRAIN_SECONDS = 0.5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,7 +150,29 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _serve_stdio(settings: Settings) -> None:
+    """Serve over stdio; on SIGTERM, end in-flight waits (their results, with ids, go out first), then stop."""
+    import logging
+    import os
+    import signal
+
+    import anyio
+
     from pixverse_mcp.server import build_server, open_context
 
-    async with open_context(settings) as context:
+    async with open_context(settings) as context, anyio.create_task_group() as group:
+
+        async def stop_on_sigterm() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    if context.service is not None:
+                        context.service.drain()
+                    await anyio.sleep(STDIO_DRAIN_SECONDS)
+                    # The SDK reads stdin in a worker thread that no cancellation can interrupt, so a clean
+                    # cancel would hang until the host closes stdin. Every journal write is already committed.
+                    context.journal.close()
+                    logging.shutdown()
+                    os._exit(0)
+
+        group.start_soon(stop_on_sigterm)
         await build_server(settings, context).run_stdio_async()
+        group.cancel_scope.cancel()

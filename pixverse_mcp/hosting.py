@@ -63,14 +63,19 @@ class BearerTokenMiddleware:
         self._token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"] in OPEN_PATHS):
             await self._app(scope, receive, send)
             return
         scheme, _, presented = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self._token):
+        is_bearer = scheme.lower() == "bearer"
+        if is_bearer and hmac.compare_digest(presented.strip().encode(), self._token):
             await self._app(scope, receive, send)
             return
-        challenge = 'Bearer realm="pixverse-mcp"' + (', error="invalid_token"' if presented else "")
+        if scope["type"] != "http":  # a websocket (no routes today): refuse before it is accepted
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        # RFC 6750 3.1: an error code only for a bearer token that is wrong, not for a missing one or another scheme.
+        challenge = 'Bearer realm="pixverse-mcp"' + (', error="invalid_token"' if is_bearer and presented else "")
         body = json.dumps({"error": "unauthorized", "message": "A valid bearer token is required."}).encode()
         await send(
             {
@@ -88,13 +93,18 @@ class BearerTokenMiddleware:
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """DNS-rebinding protection: loopback names always, plus the hosts and origins the settings add."""
-    hosts = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
-    origins = ["http://127.0.0.1", "http://127.0.0.1:*", "http://localhost", "http://localhost:*", "http://[::1]:*"]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[*hosts, *settings.allowed_hosts],
-        allowed_origins=[*origins, *settings.allowed_origins],
-    )
+    hosts = _with_any_port(["127.0.0.1", "localhost", "[::1]", *settings.allowed_hosts])
+    origins = _with_any_port(["http://127.0.0.1", "http://localhost", "http://[::1]", *settings.allowed_origins])
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def _with_any_port(names: list[str]) -> list[str]:
+    """Each name as given, plus on any port when it names none (`mcp.example.com` also allows `:8000`)."""
+    allowed: list[str] = []
+    for name in names:
+        host = name.split("://", 1)[-1].rsplit("]", 1)[-1]  # what follows an IPv6 literal's brackets
+        allowed += [name] if ":" in host else [name, f"{name}:*"]
+    return allowed
 
 
 def check_exposure(settings: Settings, options: HttpOptions) -> None:
