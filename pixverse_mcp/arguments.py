@@ -24,10 +24,14 @@ from pixverse_mcp.models import (
     VideoRequest,
 )
 
+# At least one character that is not white space: a blank prompt or id is refused by the schema itself.
+NOT_BLANK = r"\S"
+
 PromptArg = Annotated[
     str,
     Field(
         min_length=1,
+        pattern=NOT_BLANK,
         max_length=MAX_PROMPT_LENGTH,
         description="What the video shows: subject, action, setting, camera, light. English works best. "
         f"At most {MAX_PROMPT_LENGTH} characters.",
@@ -50,6 +54,7 @@ GenerationIdArg = Annotated[
     str,
     Field(
         min_length=1,
+        pattern=NOT_BLANK,
         max_length=MAX_GENERATION_ID_LENGTH,
         description="The generation_id a create_video or generate_video_blocking call returned.",
     ),
@@ -60,6 +65,9 @@ GenerationIdArg = Annotated[
 StatusName = Literal["queued", "generating", "completed", "failed", "unknown"]
 StatusFilterArg = Annotated[StatusName | None, Field(description="Only videos with this status (default: all).")]
 ListLimitArg = Annotated[int, Field(ge=1, le=100, description="How many, newest first.")]
+
+
+_REQUEST_PROPERTIES: dict[str, Any] = VideoRequest.model_json_schema()["properties"]
 
 
 class StrictArgumentsTool(Tool):
@@ -84,14 +92,20 @@ class StrictArgumentsTool(Tool):
         return await super().run(arguments, context, convert_result=convert_result)
 
 
+# pydantic's wording where it would confuse: a blank string fails our "some text" pattern, or min_length once stripped.
+_PLAIN_MESSAGES = {
+    "missing": "is required",
+    "string_pattern_mismatch": "must contain some text, not only spaces",
+    "string_too_short": "must contain some text, not only spaces",
+}
+
+
 def describe_validation_error(exc: ValidationError, properties: dict[str, Any] | None = None) -> str:
     """Each problem as "`field`: what is wrong (allowed: ...)", without echoing the rejected value."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         field = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is required"
+        message = _PLAIN_MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
         allowed = _allowed_values((properties or {}).get(str(error["loc"][0]) if error["loc"] else "", {}))
         described = f"`{field}`: {message}" if field else message
         problems.append(f"{described} (allowed: {allowed})" if allowed else described)
@@ -109,11 +123,16 @@ def _allowed_values(schema: dict[str, Any]) -> str | None:
             kind = "an integer" if option.get("type") == "integer" else "a number"
             low, high = option.get("minimum"), option.get("maximum")
             if low is not None and high is not None:
-                return f"{kind} from {low:g} to {high:g}"
-            return f"{kind} of at least {low:g}" if low is not None else f"{kind} of at most {high:g}"
+                return f"{kind} from {_number(low)} to {_number(high)}"
+            return f"{kind} of at least {_number(low)}" if low is not None else f"{kind} of at most {_number(high)}"
         if "maxLength" in option:
             return f"{option.get('minLength', 0)} to {option['maxLength']} characters"
     return None
+
+
+def _number(value: float) -> str:
+    """2147483647, not 2.14748e+09: an agent copies these bounds."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def video_request(**fields: Any) -> VideoRequest:
@@ -121,4 +140,4 @@ def video_request(**fields: Any) -> VideoRequest:
     try:
         return VideoRequest(**fields)
     except ValidationError as exc:
-        raise ToolError(f"Invalid video request: {describe_validation_error(exc)}") from exc
+        raise ToolError(f"Invalid video request: {describe_validation_error(exc, _REQUEST_PROPERTIES)}") from exc

@@ -74,7 +74,7 @@ def outcome_result(outcome: Outcome, *, continue_wait_seconds: float) -> CallToo
         summary = f"Generation {gid} failed: {generation.error}"
     else:
         remaining = outcome.remaining_seconds
-        left = f", about {remaining:.0f} s left" if remaining else ""
+        left = f", about {max(1, round(remaining))} s left" if remaining else ""
         next_step = f"Still running. Continue with {status_call(gid, continue_wait_seconds)}."
         summary = f"Generation {gid} is {status.value}{left}. {next_step}"
     if outcome.reattached:
@@ -130,6 +130,8 @@ def error_result(message: str, *, generation_id: str | None = None) -> CallToolR
 def progress_message(status: GenerationStatus | None, elapsed: float, expected: float) -> str:
     """A line a person can read: "generating, 24 s elapsed, about 15 s left"."""
     label = status.value if status is not None else "waiting for the first status"
+    if status is not None and status.is_final:
+        return f"{label} after {elapsed:.0f} s"
     if elapsed <= expected:
         return f"{label}, {elapsed:.0f} s elapsed, about {max(1, round(expected - elapsed))} s left"
     return f"{label}, {elapsed:.0f} s elapsed, taking longer than the usual {expected:.0f} s"

@@ -6,6 +6,7 @@ and results become structured output plus a one-line summary (`results.py`), err
 
 # No `from __future__ import annotations`: the SDK evaluates tool signatures, which use closure values.
 
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -126,7 +127,12 @@ def build_server(settings: Settings, context: ServerContext | None = None) -> MC
 
     tools = [
         StrictArgumentsTool.from_function(
-            function, name=function.__name__, title=title, annotations=annotations, structured_output=True
+            function,
+            name=function.__name__,
+            title=title,
+            description=inspect.cleandoc(function.__doc__ or ""),
+            annotations=annotations,
+            structured_output=True,
         )
         for function, title, annotations in _tool_functions(settings)
     ]
