@@ -1,7 +1,7 @@
 """Drive pixverse-mcp over stdio with the MCP SDK's client: list the tools, generate a video, print its URL.
 
-    python examples/client_stdio.py                # against the built-in sandbox (no key, no credits)
-    python examples/client_stdio.py --real "..."   # against the AI/ML API (needs AIMLAPI_API_KEY)
+python examples/client_stdio.py                # against the built-in sandbox (no key, no credits)
+python examples/client_stdio.py --real "..."   # against the AI/ML API (needs AIMLAPI_API_KEY)
 """
 
 from __future__ import annotations
