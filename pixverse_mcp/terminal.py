@@ -8,6 +8,7 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -188,12 +189,19 @@ def _report(outcome: Outcome, errors: Console) -> int:
 
 
 async def _list(journal: Journal, args: argparse.Namespace) -> int:
+    """A table on a terminal; one tab-separated line per generation for a script (created, status, id, video,
+    prompt: the prompt last, as the one field that may contain spaces)."""
+    videos = [journal_video(entry) for entry in await journal.recent(limit=args.limit)]
+    if not sys.stdout.isatty():
+        for video in videos:
+            fields = [video.created_at, video.status.value, video.generation_id, video.local_path or video.video_url]
+            print("\t".join([*(field or "-" for field in fields), " ".join((video.prompt or "").split())]))
+        return ExitCode.DONE
     table = Table("created (UTC)", "status", "prompt")
     # Ids and paths are for copying: fold them onto more lines rather than cut them short.
     table.add_column("generation id", overflow="fold")
     table.add_column("video", overflow="fold")
-    for entry in await journal.recent(limit=args.limit):
-        video = journal_video(entry)
+    for video in videos:
         where = video.local_path or video.video_url or ""
         table.add_row(video.created_at, video.status.value, (video.prompt or "")[:40], video.generation_id, where)
     Console().print(table)

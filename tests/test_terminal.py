@@ -105,8 +105,12 @@ def test_list_prints_the_journal_without_needing_a_key(sandbox: RunningSandbox, 
     finished = run(env, "list")
 
     assert finished.returncode == 0, finished.stderr
-    assert "a lighthouse at dusk" in finished.stdout
-    assert "completed" in finished.stdout
+    (line,) = finished.stdout.splitlines()  # not a terminal: one tab-separated line per generation
+    created, status, generation_id, video, prompt = line.split("\t")
+    assert (status, prompt) == ("completed", "a lighthouse at dusk")
+    assert created.endswith("+00:00")
+    assert generation_id in sandbox.state.generations
+    assert Path(video).is_file()
 
 
 def test_ctrl_c_during_a_wait_prints_the_id_and_how_to_resume(sandbox: RunningSandbox, tmp_path: Path) -> None:
