@@ -31,8 +31,9 @@ class RetryPolicy:
     """A Retry-After longer than this is capped: the server's hint, not a licence to hang an agent."""
 
 
-# Raised by httpx before a byte of the request was sent: nothing can have been accepted upstream.
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Raised by httpx before a byte of the request was sent: nothing can have been accepted upstream. (httpx's
+# LocalProtocolError, a request it refused to build, is never sent either, but retrying it cannot help.)
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport failures after the request may have been sent (or where we cannot tell).
 _TRANSPORT_FAULTS = (httpx.TransportError,)
 
@@ -41,7 +42,7 @@ def should_retry(error: BaseException, *, idempotent: bool) -> bool:
     """Whether `error` is worth another attempt for a request of this kind."""
     if isinstance(error, RateLimitError):
         return True
-    if isinstance(error, _NEVER_SENT):
+    if isinstance(error, NEVER_SENT):
         return True
     if not idempotent:
         return False

@@ -64,7 +64,7 @@ GenerationIdArg = Annotated[
 # GenerationStatus's values as a Literal, so the schema inlines them (a test keeps the two equal).
 StatusName = Literal["queued", "generating", "completed", "failed", "unknown"]
 StatusFilterArg = Annotated[StatusName | None, Field(description="Only videos with this status (default: all).")]
-ListLimitArg = Annotated[int, Field(ge=1, le=100, description="How many, newest first.")]
+ListLimitArg = Annotated[int, Field(ge=1, le=100, strict=True, description="How many, newest first.")]
 
 
 _REQUEST_PROPERTIES: dict[str, Any] = VideoRequest.model_json_schema()["properties"]
@@ -74,8 +74,13 @@ class StrictArgumentsTool(Tool):
     """A tool that refuses unknown arguments and explains invalid ones in plain words, naming the allowed values.
 
     The SDK would ignore a misspelt argument (a wrong-sized video the user pays for) and answers invalid ones with
-    pydantic's raw text; both checks run here, before the tool body, so nothing is ever sent for bad input.
+    pydantic's raw text; both checks run here, before the tool body, so nothing is ever sent for bad input. The
+    published schema says so too (`additionalProperties: false`). Non-string arguments are declared `strict`, so
+    `true` is not taken for 1, nor 0 for `false`.
     """
+
+    def model_post_init(self, context: Any, /) -> None:
+        self.parameters["additionalProperties"] = False
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         properties: dict[str, Any] = self.parameters.get("properties", {})

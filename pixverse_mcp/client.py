@@ -29,8 +29,8 @@ import anyio
 import httpx
 from pydantic import SecretStr
 
-from pixverse_mcp._retry import RetryPolicy, parse_retry_after, retry_delay, should_retry
-from pixverse_mcp.config import DEFAULT_BASE_URL, ENDPOINT_PATHS
+from pixverse_mcp._retry import NEVER_SENT, RetryPolicy, parse_retry_after, retry_delay, should_retry
+from pixverse_mcp.config import DEFAULT_BASE_URL, ENDPOINT_PATHS, is_well_formed_api_key
 from pixverse_mcp.errors import (
     APIConnectionError,
     APIStatusError,
@@ -151,8 +151,10 @@ class PixVerseClient:
         clock: Callable[[], float] = time.monotonic,
         max_connections: int = 64,
     ) -> None:
-        secret = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
-        self._api_key = secret if secret is not None and secret.get_secret_value().strip() else None
+        key = (api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key or "").strip()
+        if key and not is_well_formed_api_key(key):
+            raise MissingAPIKeyError(malformed=True)
+        self._api_key = SecretStr(key) if key else None
         self._endpoint_path = endpoint_path
         self._retry_policy = retry_policy or RetryPolicy()
         self.polling_policy = polling_policy or PollingPolicy()
@@ -213,7 +215,7 @@ class PixVerseClient:
                 f"generation id is unknown. {_CHECK_BEFORE_RETRYING}"
             ) from exc
         except APIConnectionError as exc:
-            if isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+            if isinstance(exc.__cause__, (*NEVER_SENT, httpx.LocalProtocolError)):
                 raise  # nothing was sent
             raise CreateOutcomeUnknownError(
                 f"The create request was sent but no answer came back ({exc}); it may have been accepted. "
@@ -489,8 +491,11 @@ def _body_of(response: httpx.Response) -> Any:
 def _as_package_error(error: BaseException) -> PixVerseError:
     if isinstance(error, PixVerseError):
         return error
-    if isinstance(error, httpx.TimeoutException):
-        wrapped: PixVerseError = APITimeoutError(f"The AI/ML API did not answer in time ({type(error).__name__})")
+    if isinstance(error, httpx.LocalProtocolError):
+        # Its text quotes the offending header, which may be the key: say what happened, not what it saw.
+        wrapped: PixVerseError = APIConnectionError("The request could not be built (an invalid header); not sent")
+    elif isinstance(error, httpx.TimeoutException):
+        wrapped = APITimeoutError(f"The AI/ML API did not answer in time ({type(error).__name__})")
     else:
         wrapped = APIConnectionError(f"Could not reach the AI/ML API ({type(error).__name__}: {error})")
     wrapped.__cause__ = error

@@ -6,13 +6,17 @@ Every setting is listed in the README's configuration table. CLI flags override 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from pixverse_mcp.errors import MissingAPIKeyError
+
 DEFAULT_BASE_URL: Final = "https://api.aimlapi.com"
+_API_KEY_SHAPE: Final = re.compile(r"[\x21-\x7e]+")
 # The provider's recommended path for every video model; the vendor path still works and is one setting away.
 ENDPOINT_PATHS: Final[dict[str, str]] = {
     "universal": "/v2/video/generations",
@@ -83,9 +87,18 @@ class Settings(BaseModel):
         return ENDPOINT_PATHS[self.endpoint]
 
     @property
-    def has_api_key(self) -> bool:
-        """Whether a non-blank key is configured."""
-        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+    def api_key_error(self) -> MissingAPIKeyError | None:
+        """Why the configured key cannot be used (none, or malformed), or None when it can."""
+        if self.api_key is None or not self.api_key.get_secret_value().strip():
+            return MissingAPIKeyError()
+        if not is_well_formed_api_key(self.api_key.get_secret_value().strip()):
+            return MissingAPIKeyError(malformed=True)
+        return None
+
+
+def is_well_formed_api_key(key: str) -> bool:
+    """Printable ASCII with no spaces: anything else is a paste accident (and cannot go into an HTTP header)."""
+    return bool(_API_KEY_SHAPE.fullmatch(key))
 
 
 # Environment variable -> Settings field. AIMLAPI_* are the provider's names; the rest are ours.

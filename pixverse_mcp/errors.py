@@ -2,7 +2,7 @@
 
 ```
 PixVerseError
-├── MissingAPIKeyError            no AIMLAPI_API_KEY configured
+├── MissingAPIKeyError            no usable AIMLAPI_API_KEY (none, or malformed)
 ├── APIConnectionError            no usable answer: refused, reset, DNS, ...
 │   └── APITimeoutError           ... or none in time
 ├── APIStatusError                the API answered with an error status (status_code, body, request_id)
@@ -38,14 +38,23 @@ class PixVerseError(Exception):
 
 
 class MissingAPIKeyError(PixVerseError):
-    """No API key is configured, so no request can be made."""
+    """No usable API key is configured (none, or one no key can look like), so no request can be made.
 
-    def __init__(self) -> None:
+    The message never repeats the key.
+    """
+
+    def __init__(self, *, malformed: bool = False) -> None:
+        problem = (
+            "The configured AI/ML API key cannot be right: it contains spaces, line breaks or invisible characters "
+            "(copy it again from https://aimlapi.com/app/keys)."
+            if malformed
+            else "No AI/ML API key is configured."
+        )
         super().__init__(
-            "No AI/ML API key is configured. Set the AIMLAPI_API_KEY environment variable for the pixverse-mcp "
-            'server (in Claude Desktop: "env": {"AIMLAPI_API_KEY": "<your key>"} in claude_desktop_config.json; '
-            "get a key at https://aimlapi.com/app/keys), then restart it. To try the tools without a key, "
-            "start the server with `pixverse-mcp --sandbox`."
+            f"{problem} Set the AIMLAPI_API_KEY environment variable for the pixverse-mcp server (in Claude "
+            'Desktop: "env": {"AIMLAPI_API_KEY": "<your key>"} in claude_desktop_config.json; get a key at '
+            "https://aimlapi.com/app/keys), then restart it. To try the tools without a key, start the server "
+            "with `pixverse-mcp --sandbox`."
         )
 
 

@@ -52,6 +52,14 @@ class VideoRequest(BaseModel):
     style: Style | None = None
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, strict=True)
 
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        # Python's idea of white space (it includes the \x1c-\x1f separators), the same as the API's.
+        if not value.strip():
+            raise ValueError("must contain some text, not only spaces")
+        return value.strip()
+
     @field_validator("negative_prompt")
     @classmethod
     def _blank_negative_prompt_is_none(cls, value: str | None) -> str | None:

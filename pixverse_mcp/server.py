@@ -82,11 +82,13 @@ GENERATION_RESOURCE = "pixverse://generations/{+generation_id}"
 
 @dataclass
 class ServerContext:
-    """What the lifespan shares with every call: the settings, the journal, and the service (None without a key)."""
+    """What the lifespan shares with every call: the settings, the journal, and the service (None without a usable
+    key, and then `key_error` says why)."""
 
     settings: Settings
     journal: Journal
     service: VideoService | None
+    key_error: MissingAPIKeyError | None = None
 
 
 @asynccontextmanager
@@ -94,9 +96,9 @@ async def open_context(settings: Settings) -> AsyncIterator[ServerContext]:
     """The journal, the one client and the service, for as long as the server runs."""
     journal = Journal(settings.journal_path)
     try:
-        if not settings.has_api_key:
-            logger.warning("AIMLAPI_API_KEY is not set: every video tool will explain how to set it")
-            yield ServerContext(settings, journal, None)
+        if (key_error := settings.api_key_error) is not None:
+            logger.warning("%s Every video tool will say so.", str(key_error).split(" Set ", 1)[0])
+            yield ServerContext(settings, journal, None, key_error)
             return
         async with PixVerseClient(
             api_key=settings.api_key,
@@ -173,10 +175,10 @@ async def _healthz(request: Request) -> Response:
 
 
 def _service(ctx: Context[ServerContext, Any]) -> VideoService:
-    service = ctx.request_context.lifespan_context.service
-    if service is None:
-        raise ToolError(str(MissingAPIKeyError()))
-    return service
+    context = ctx.request_context.lifespan_context
+    if context.service is None:
+        raise ToolError(str(context.key_error or MissingAPIKeyError()))
+    return context.service
 
 
 def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, ToolAnnotations]]:
@@ -232,12 +234,13 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
             Field(
                 ge=0,
                 le=max_wait,
+                strict=True,
                 description=f"0 (default) looks once and returns. More waits up to that many seconds for the video "
                 f"to finish, with progress; keep it at {budget:g} or less so the call ends before the host's "
                 "time limit.",
             ),
         ] = 0,
-        save_to_disk: Annotated[bool | None, Field(description=save_description)] = None,
+        save_to_disk: Annotated[bool | None, Field(strict=True, description=save_description)] = None,
     ) -> VideoToolResult:
         """Check a generation started earlier: its status, and video_url when it is done.
 
@@ -267,24 +270,27 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
             Field(
                 ge=1,
                 le=max_wait,
+                strict=True,
                 description=f"How long to wait before returning (default {budget:g} s, which ends before a host's "
                 "usual 60 s limit). If the video is not ready by then the result says so and gives the "
                 "generation_id to continue with; nothing is lost.",
             ),
         ] = None,
-        save_to_disk: Annotated[bool | None, Field(description=save_description)] = None,
+        save_to_disk: Annotated[bool | None, Field(strict=True, description=save_description)] = None,
         force_new: Annotated[
             bool,
             Field(
+                strict=True,
                 description="Start a new generation even if an identical one is still running from an earlier "
-                "call (by default such a call re-attaches to it, so a retry is not paid twice)."
+                "call (by default such a call re-attaches to it, so a retry is not paid twice).",
             ),
         ] = False,
         preview: Annotated[
             bool,
             Field(
+                strict=True,
                 description="When the video is done, also return a small contact sheet of keyframes (PNG) to "
-                "check it against the prompt. Needs the pixverse-mcp[preview] extra."
+                "check it against the prompt. Needs the pixverse-mcp[preview] extra.",
             ),
         ] = False,
     ) -> VideoToolResult:
@@ -332,7 +338,7 @@ def _tool_functions(settings: Settings) -> list[tuple[Callable[..., Any], str, T
             str | None,
             Field(max_length=4096, description="Or: a saved video file (inside the videos folder) to preview."),
         ] = None,
-        frames: Annotated[int, Field(ge=1, le=MAX_FRAMES, description="How many keyframes to show.")] = 4,
+        frames: Annotated[int, Field(ge=1, le=MAX_FRAMES, strict=True, description="How many keyframes to show.")] = 4,
     ) -> PreviewToolResult:
         """Look at a finished video: returns a small PNG contact sheet of evenly spaced keyframes.
 

@@ -102,7 +102,7 @@ class _NoKey(Exception):
 
 def _service(context: ServerContext, errors: Console) -> VideoService:
     if context.service is None:
-        errors.print(str(MissingAPIKeyError()))
+        errors.print(str(context.key_error or MissingAPIKeyError()))
         raise _NoKey
     return context.service
 
