@@ -88,12 +88,6 @@ class WaitUpdate:
         """The latest known status."""
         return self.generation.status if self.generation else None
 
-    @property
-    def estimated_remaining_seconds(self) -> float | None:
-        """Time left by the usual figures; None once the generation runs later than usual."""
-        remaining = self.expected_seconds - self.elapsed_seconds
-        return remaining if remaining > 0 else None
-
 
 @dataclass(frozen=True)
 class DownloadedVideo:

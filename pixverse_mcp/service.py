@@ -137,10 +137,6 @@ class VideoService:
         elapsed_before = time.time() - entry.created_at if entry and entry.request else 0.0
         return await self._wait(known, wait_seconds, expected, elapsed_before, save, on_update)
 
-    async def recent(self, *, limit: int, status: GenerationStatus | None = None) -> list[JournalEntry]:
-        """The newest journaled generations."""
-        return await self.journal.recent(limit=limit, status=status)
-
     async def _wait(
         self,
         generation: Generation,
