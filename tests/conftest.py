@@ -19,14 +19,22 @@ FAST_SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=1.0)
 FAST_POLL_SCALE = "0.04"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
+    """asyncio, for the whole session, so module-scoped async fixtures (one server per module) work."""
     return "asyncio"
 
 
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
     """A fresh sandbox on a free loopback port, serving real HTTP."""
+    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox() -> Iterator[RunningSandbox]:
+    """One fast sandbox for a whole test module (tests compare request-count deltas, not totals)."""
     with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
         yield running
 

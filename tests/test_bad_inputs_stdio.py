@@ -27,11 +27,6 @@ PROMPT = "a red fox running through snow"
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 def quiet_sandbox() -> Iterator[RunningSandbox]:
     """A sandbox that must never receive a single request from this module."""
     with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:

@@ -67,11 +67,6 @@ _prompt_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 def fault_sandbox() -> Iterator[RunningSandbox]:
     with RunningSandbox(dataclasses.replace(FAULT_SANDBOX)) as running:
         yield running

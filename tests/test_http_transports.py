@@ -61,11 +61,6 @@ DEADLINE_SECONDS = 15.0
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 def module_sandbox() -> Iterator[RunningSandbox]:
     with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
         yield running

@@ -6,7 +6,7 @@ for it again. Also: a long journal listing still makes a small result (issue 8).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -15,7 +15,7 @@ from mcp import Client
 from mcp_types import TextResourceContents
 
 from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import FAST_SANDBOX, server_env, stdio_client
+from tests.conftest import server_env, stdio_client
 from tests.stdio_support import (
     HOST_READ_TIMEOUT_SECONDS,
     PROTOCOL_BOUND_SECONDS,
@@ -27,17 +27,6 @@ from tests.stdio_support import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def shared_sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -42,11 +42,6 @@ HEARTBEAT_BOUND_SECONDS = 7.0
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 def slow_sandbox() -> Iterator[RunningSandbox]:
     with RunningSandbox(SandboxConfig(**vars(SLOW_SANDBOX))) as running:
         yield running

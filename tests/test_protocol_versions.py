@@ -36,11 +36,6 @@ CLIENT_KINDS = [
 CLIENT_KIND_IDS = [f"legacy-{LATEST_HANDSHAKE_VERSION}", f"legacy-{OLDER_HANDSHAKE_VERSION}", "auto"]
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_the_expected_revisions_exist_in_this_sdk() -> None:
     assert LATEST_HANDSHAKE_VERSION == "2025-11-25"
     assert OLDER_HANDSHAKE_VERSION in HANDSHAKE_PROTOCOL_VERSIONS

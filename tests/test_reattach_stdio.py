@@ -26,11 +26,6 @@ SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=2.5)
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 def shared_sandbox() -> Iterator[RunningSandbox]:
     with RunningSandbox(SandboxConfig(**vars(SANDBOX))) as running:
         yield running

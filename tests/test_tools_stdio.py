@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ import pytest
 from mcp import Client
 from mcp_types import ResourceLink, Tool
 
-from pixverse_mcp.sandbox import FAIL_MARKER, RunningSandbox, SandboxConfig
-from tests.conftest import FAST_SANDBOX, server_env, stdio_client
+from pixverse_mcp.sandbox import FAIL_MARKER, RunningSandbox
+from tests.conftest import server_env, stdio_client
 from tests.stdio_support import (
     HOST_READ_TIMEOUT_SECONDS,
     PROTOCOL_BOUND_SECONDS,
@@ -61,17 +61,6 @@ PROGRESS_MESSAGE = re.compile(
 )
 NEVER_COMPLETES = "[sandbox:fault=never_completes]"
 STATUS_ORDER = ("queued", "generating", "completed")
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def shared_sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
