@@ -50,6 +50,8 @@ class MissingAPIKeyError(PixVerseError):
             if malformed
             else "No AI/ML API key is configured."
         )
+        self.problem = problem
+        """The first sentence alone (for a log line): what is wrong, without the advice."""
         super().__init__(
             f"{problem} Set the AIMLAPI_API_KEY environment variable for the pixverse-mcp server (in Claude "
             'Desktop: "env": {"AIMLAPI_API_KEY": "<your key>"} in claude_desktop_config.json; get a key at '

@@ -6,6 +6,7 @@ Every result, error or not, names the generation id once one exists, so a paid v
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -176,6 +177,13 @@ def journal_video(entry: JournalEntry) -> JournalVideo:
         usage=entry.usage,
         local_path=entry.local_path,
     )
+
+
+def journal_document(entry: JournalEntry, history: list[tuple[float, str]]) -> str:
+    """The `pixverse://generations/{id}` resource: the entry plus every status change we saw, as JSON."""
+    document = journal_video(entry).model_dump(mode="json")
+    document["status_history"] = [{"at": _iso(at), "status": status} for at, status in history]
+    return json.dumps(document, indent=2)
 
 
 def list_result(entries: list[JournalEntry], *, continue_wait_seconds: float) -> CallToolResult:

@@ -7,7 +7,6 @@ and results become structured output plus a one-line summary (`results.py`), err
 # No `from __future__ import annotations`: the SDK evaluates tool signatures, which use closure values.
 
 import inspect
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -50,7 +49,7 @@ from pixverse_mcp.results import (
     VideoList,
     VideoResult,
     error_result,
-    journal_video,
+    journal_document,
     list_result,
     outcome_result,
     preview_image,
@@ -65,9 +64,9 @@ logger = logging.getLogger(__name__)
 INSTRUCTIONS = """\
 Generate short videos from text with PixVerse v5 (through the AI/ML API).
 A video takes about 30-40 s (5 s clip at 720p) to about 75 s (1080p).
-- generate_video_blocking: the simplest way. Starts a video and waits (about 50 s at most by default). If the
+- generate_video_blocking: the simplest way. Starts a video and waits ({budget:g} s at most by default). If the
   video is not ready by then it returns the generation_id with done=false: continue with
-  get_video_status(generation_id, wait_seconds=50) until done is true.
+  get_video_status(generation_id, wait_seconds={budget:g}) until done is true.
 - create_video + get_video_status: start now, check later (for several videos at once, or to do other work).
 - list_videos: every video this server started, newest first (to find a generation_id again).
 - preview_video: a contact sheet of keyframes of a finished video, to check it against the prompt.
@@ -97,7 +96,7 @@ async def open_context(settings: Settings) -> AsyncIterator[ServerContext]:
     journal = Journal(settings.journal_path)
     try:
         if (key_error := settings.api_key_error) is not None:
-            logger.warning("%s Every video tool will say so.", str(key_error).split(" Set ", 1)[0])
+            logger.warning("%s Every video tool will say how to fix it.", key_error.problem)
             yield ServerContext(settings, journal, None, key_error)
             return
         async with PixVerseClient(
@@ -142,7 +141,7 @@ def build_server(settings: Settings, context: ServerContext | None = None) -> MC
         "pixverse-mcp",
         title="PixVerse video generation",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS.format(budget=settings.wait_budget_seconds),
         lifespan=lifespan,
         tools=tools,
         log_level=settings.log_level,
@@ -160,10 +159,7 @@ def build_server(settings: Settings, context: ServerContext | None = None) -> MC
         entry = await journal.get(generation_id)
         if entry is None:
             raise ResourceError(f"No generation {generation_id} in the journal")
-        history = await journal.status_history(generation_id)
-        document = journal_video(entry).model_dump(mode="json")
-        document["status_history"] = [{"at": at, "status": status} for at, status in history]
-        return json.dumps(document, indent=2)
+        return journal_document(entry, await journal.status_history(generation_id))
 
     server.custom_route("/healthz", methods=["GET"])(_healthz)
     return server
