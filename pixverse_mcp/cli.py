@@ -173,6 +173,7 @@ async def _serve_stdio(settings: Settings) -> None:
                     logging.shutdown()
                     os._exit(0)
 
-        group.start_soon(stop_on_sigterm)
+        if sys.platform != "win32":  # no SIGTERM handlers there: the host ends the process outright
+            group.start_soon(stop_on_sigterm)
         await build_server(settings, context).run_stdio_async()
         group.cancel_scope.cancel()
