@@ -51,7 +51,7 @@ class VideoResult(BaseModel):
 
 def status_call(generation_id: str, wait_seconds: float) -> str:
     """The exact call that continues watching a generation."""
-    return f'get_video_status(generation_id="{generation_id}", wait_seconds={wait_seconds:g})'
+    return f"get_video_status(generation_id={json.dumps(generation_id)}, wait_seconds={wait_seconds:g})"
 
 
 def outcome_result(outcome: Outcome, *, continue_wait_seconds: float) -> CallToolResult:
