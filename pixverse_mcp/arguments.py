@@ -6,6 +6,7 @@ arguments before the tool body runs, so invalid input is refused with a plain me
 
 # No `from __future__ import annotations`: the SDK evaluates these annotations at registration.
 
+import functools
 import json
 from typing import Annotated, Any, Literal
 
@@ -65,9 +66,6 @@ GenerationIdArg = Annotated[
 StatusName = Literal["queued", "generating", "completed", "failed", "unknown"]
 StatusFilterArg = Annotated[StatusName | None, Field(description="Only videos with this status (default: all).")]
 ListLimitArg = Annotated[int, Field(ge=1, le=100, strict=True, description="How many, newest first.")]
-
-
-_REQUEST_PROPERTIES: dict[str, Any] = VideoRequest.model_json_schema()["properties"]
 
 
 class StrictArgumentsTool(Tool):
@@ -145,4 +143,11 @@ def video_request(**fields: Any) -> VideoRequest:
     try:
         return VideoRequest(**fields)
     except ValidationError as exc:
-        raise ToolError(f"Invalid video request: {describe_validation_error(exc, _REQUEST_PROPERTIES)}") from exc
+        raise ToolError(f"Invalid video request: {describe_validation_error(exc, _request_properties())}") from exc
+
+
+@functools.cache
+def _request_properties() -> dict[str, Any]:
+    """VideoRequest's schema properties, built on the first invalid request rather than at start-up."""
+    properties: dict[str, Any] = VideoRequest.model_json_schema()["properties"]
+    return properties

@@ -91,7 +91,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         if session.generation_id is not None:
             errors.print(
                 f"\nInterrupted. Generation {session.generation_id} goes on upstream (and is in the journal).\n"
-                f"Resume with: pixverse-mcp status '{session.generation_id}' --wait 120"
+                f"Resume with: {_resume_command(session.generation_id)}"
             )
         return ExitCode.INTERRUPTED
 
@@ -169,6 +169,11 @@ async def _wait_with_bar(
             return _exit_code_for(exc)
 
 
+def _resume_command(generation_id: str) -> str:
+    """The command that picks a running generation up again."""
+    return f"pixverse-mcp status '{generation_id}' --wait 120"
+
+
 def _report(outcome: Outcome, errors: Console) -> int:
     generation = outcome.generation
     if generation.status is GenerationStatus.COMPLETED:
@@ -184,7 +189,7 @@ def _report(outcome: Outcome, errors: Console) -> int:
         errors.print(f"Generation {generation.id} failed: {generation.error}")
         return ExitCode.FAILED
     print(f"{generation.id} {generation.status.value}")
-    errors.print(f"Still running. Resume with: pixverse-mcp status '{generation.id}' --wait 120")
+    errors.print(f"Still running. Resume with: {_resume_command(generation.id)}")
     return ExitCode.STILL_RUNNING
 
 
