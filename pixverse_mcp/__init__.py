@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "PixVerseClient": "pixverse_mcp.client",
     "WaitUpdate": "pixverse_mcp.client",
+    "DownloadedVideo": "pixverse_mcp.client",
+    "RetryPolicy": "pixverse_mcp._retry",
+    "PollingPolicy": "pixverse_mcp.polling",
     **dict.fromkeys(
         [
             "APIConnectionError",
@@ -25,10 +28,14 @@ _EXPORTS = {
             "DownloadError",
             "GenerationError",
             "GenerationFailedError",
+            "GenerationLookupError",
             "InsufficientCreditsError",
+            "InvalidArgumentError",
             "MissingAPIKeyError",
             "NotFoundError",
             "PixVerseError",
+            "PreviewError",
+            "PreviewUnavailableError",
             "RateLimitError",
             "UnexpectedResponseError",
             "UpstreamServerError",
@@ -51,7 +58,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from pixverse_mcp.client import PixVerseClient, WaitUpdate
+    from pixverse_mcp._retry import RetryPolicy
+    from pixverse_mcp.client import DownloadedVideo, PixVerseClient, WaitUpdate
     from pixverse_mcp.errors import (
         APIConnectionError,
         APIStatusError,
@@ -62,10 +70,14 @@ if TYPE_CHECKING:
         DownloadError,
         GenerationError,
         GenerationFailedError,
+        GenerationLookupError,
         InsufficientCreditsError,
+        InvalidArgumentError,
         MissingAPIKeyError,
         NotFoundError,
         PixVerseError,
+        PreviewError,
+        PreviewUnavailableError,
         RateLimitError,
         UnexpectedResponseError,
         UpstreamServerError,
@@ -80,6 +92,7 @@ if TYPE_CHECKING:
         Style,
         VideoRequest,
     )
+    from pixverse_mcp.polling import PollingPolicy
 
 __all__ = [
     "APIConnectionError",
@@ -90,18 +103,25 @@ __all__ = [
     "BadRequestError",
     "CreateOutcomeUnknownError",
     "DownloadError",
+    "DownloadedVideo",
     "Duration",
     "Generation",
     "GenerationError",
     "GenerationFailedError",
+    "GenerationLookupError",
     "GenerationStatus",
     "InsufficientCreditsError",
+    "InvalidArgumentError",
     "MissingAPIKeyError",
     "NotFoundError",
     "PixVerseClient",
     "PixVerseError",
+    "PollingPolicy",
+    "PreviewError",
+    "PreviewUnavailableError",
     "RateLimitError",
     "Resolution",
+    "RetryPolicy",
     "Style",
     "UnexpectedResponseError",
     "UpstreamServerError",

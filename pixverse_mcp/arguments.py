@@ -7,50 +7,27 @@ arguments before the tool body runs, so invalid input is refused with a plain me
 # No `from __future__ import annotations`: the SDK evaluates these annotations at registration.
 
 import functools
-import json
-from typing import Annotated, Any, Literal
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from pydantic import Field, ValidationError
+from pydantic.fields import FieldInfo
 
-from pixverse_mcp.models import (
-    MAX_GENERATION_ID_LENGTH,
-    MAX_PROMPT_LENGTH,
-    MAX_SEED,
-    AspectRatio,
-    Duration,
-    Resolution,
-    Style,
-    VideoRequest,
-)
+from pixverse_mcp.explain import describe_validation_error, request_properties
+from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, NOT_BLANK, VideoRequest
 
-# At least one character that is not white space: a blank prompt or id is refused by the schema itself.
-NOT_BLANK = r"\S"
 
-PromptArg = Annotated[
-    str,
-    Field(
-        min_length=1,
-        pattern=NOT_BLANK,
-        max_length=MAX_PROMPT_LENGTH,
-        description="What the video shows: subject, action, setting, camera, light. English works best. "
-        f"At most {MAX_PROMPT_LENGTH} characters.",
-    ),
-]
-AspectRatioArg = Annotated[AspectRatio, Field(description="Frame shape: 16:9 landscape, 9:16 vertical, 1:1 square.")]
-ResolutionArg = Annotated[
-    Resolution, Field(description="Short side of the frame. Higher takes longer and costs more; 1080p is 5 s only.")
-]
-DurationArg = Annotated[Duration, Field(description="Clip length in seconds: 5 or 8 (8 is not available at 1080p).")]
-NegativePromptArg = Annotated[
-    str | None, Field(max_length=MAX_PROMPT_LENGTH, description="What the video should avoid (optional).")
-]
-StyleArg = Annotated[Style | None, Field(description="Optional visual style; omit for a realistic look.")]
-SeedArg = Annotated[
-    int | None,
-    Field(ge=0, le=MAX_SEED, strict=True, description="Optional; the same seed and request give a similar video."),
-]
+@dataclass(frozen=True)
+class AtMost:
+    """A bound that comes from a setting (`AtMost("max_wait_seconds")`), filled in when the tool is registered."""
+
+    setting: str
+
+
 GenerationIdArg = Annotated[
     str,
     Field(
@@ -60,12 +37,107 @@ GenerationIdArg = Annotated[
         description="The generation_id a create_video or generate_video_blocking call returned.",
     ),
 ]
+# Descriptions may name settings ({budget}, {saving}): `bind_settings` fills them in at registration.
+SaveToDiskArg = Annotated[
+    bool | None,
+    Field(
+        strict=True,
+        description="Also download the finished video to this machine and report its path (default: {saving}).",
+    ),
+]
+WaitSecondsArg = Annotated[
+    float,
+    Field(
+        ge=0,
+        strict=True,
+        description="0 (default) looks once and returns. More waits up to that many seconds for the video to "
+        "finish, with progress; keep it at {budget} or less so the call ends before the host's time limit.",
+    ),
+    AtMost("max_wait_seconds"),
+]
+TimeoutSecondsArg = Annotated[
+    float | None,
+    Field(
+        ge=1,
+        strict=True,
+        description="How long to wait before returning (default {budget} s, which ends before a host's usual 60 s "
+        "limit). If the video is not ready by then the result says so and gives the generation_id to continue "
+        "with; nothing is lost.",
+    ),
+    AtMost("max_wait_seconds"),
+]
 
 
 # GenerationStatus's values as a Literal, so the schema inlines them (a test keeps the two equal).
 StatusName = Literal["queued", "generating", "completed", "failed", "unknown"]
 StatusFilterArg = Annotated[StatusName | None, Field(description="Only videos with this status (default: all).")]
 ListLimitArg = Annotated[int, Field(ge=1, le=100, strict=True, description="How many, newest first.")]
+
+
+def bind_settings(fn: Callable[..., Any], values: Mapping[str, Any]) -> Callable[..., Any]:
+    """A copy of the tool function `fn` as agents will see it under these settings.
+
+    A parameter `video: VideoRequest` becomes the video parameters themselves, in the model's order with its
+    defaults and descriptions (the model is their one source); the tool receives the validated `VideoRequest`, or
+    the agent a `ToolError` naming what is allowed. `AtMost` bounds and `{name}` placeholders in descriptions and
+    in the docstring are filled from `values` (the settings' numbers, as words).
+    """
+    signature = inspect.signature(fn)
+    parameters: list[inspect.Parameter] = []
+    wants_video = False
+    for parameter in signature.parameters.values():
+        if parameter.annotation is VideoRequest:
+            wants_video = True
+            parameters += _video_parameters()
+        else:
+            parameters.append(parameter.replace(annotation=_filled(parameter.annotation, values)))
+
+    @functools.wraps(fn)
+    async def bound(**arguments: Any) -> Any:
+        if wants_video:
+            fields = {name: arguments.pop(name) for name in VideoRequest.model_fields if name in arguments}
+            arguments["video"] = video_request(**fields)
+        return await fn(**arguments)
+
+    # The SDK reads both the signature and the annotations: give it the published ones, not the original's.
+    del bound.__wrapped__
+    bound.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    bound.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    bound.__annotations__["return"] = signature.return_annotation
+    bound.__doc__ = inspect.cleandoc(fn.__doc__ or "").format_map(values)
+    return bound
+
+
+@functools.cache
+def _video_parameters() -> list[inspect.Parameter]:
+    parameters = []
+    for name, field in VideoRequest.model_fields.items():
+        published = Field(description=field.description)
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=Annotated[(field.annotation, *field.metadata, published)],
+                default=inspect.Parameter.empty if field.is_required() else field.default,
+            )
+        )
+    return parameters
+
+
+def _filled(annotation: Any, values: Mapping[str, Any]) -> Any:
+    """`annotation` with its `AtMost` markers turned into bounds and its description's placeholders filled."""
+    if get_origin(annotation) is not Annotated:
+        return annotation
+    base, *metadata = get_args(annotation)
+    filled: list[Any] = []
+    for item in metadata:
+        if isinstance(item, AtMost):
+            filled.append(Field(le=values[item.setting]))
+        else:
+            filled.append(item)
+            if isinstance(item, FieldInfo) and item.description:
+                filled.append(Field(description=item.description.format_map(values)))  # the later one wins
+    return Annotated[(base, *filled)]
 
 
 class StrictArgumentsTool(Tool):
@@ -95,59 +167,9 @@ class StrictArgumentsTool(Tool):
         return await super().run(arguments, context, convert_result=convert_result)
 
 
-# pydantic's wording where it would confuse: a blank string fails our "some text" pattern, or min_length once stripped.
-_PLAIN_MESSAGES = {
-    "missing": "is required",
-    "string_pattern_mismatch": "must contain some text, not only spaces",
-    "string_too_short": "must contain some text, not only spaces",
-}
-
-
-def describe_validation_error(exc: ValidationError, properties: dict[str, Any] | None = None) -> str:
-    """Each problem as "`field`: what is wrong (allowed: ...)", without echoing the rejected value."""
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"])
-        message = _PLAIN_MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
-        allowed = _allowed_values((properties or {}).get(str(error["loc"][0]) if error["loc"] else "", {}))
-        described = f"`{field}`: {message}" if field else message
-        problems.append(f"{described} (allowed: {allowed})" if allowed else described)
-    return "; ".join(problems)
-
-
-def _allowed_values(schema: dict[str, Any]) -> str | None:
-    """What the published schema allows for one argument, in words: its enum, range or length."""
-    for option in (schema, *schema.get("anyOf", [])):
-        if "enum" in option:
-            values = ", ".join(json.dumps(value) for value in option["enum"])
-            default = schema.get("default")
-            return f"{values}; default {json.dumps(default)}" if default is not None else values
-        if "minimum" in option or "maximum" in option:
-            kind = "an integer" if option.get("type") == "integer" else "a number"
-            low, high = option.get("minimum"), option.get("maximum")
-            if low is not None and high is not None:
-                return f"{kind} from {_number(low)} to {_number(high)}"
-            return f"{kind} of at least {_number(low)}" if low is not None else f"{kind} of at most {_number(high)}"
-        if "maxLength" in option:
-            return f"{option.get('minLength', 0)} to {option['maxLength']} characters"
-    return None
-
-
-def _number(value: float) -> str:
-    """2147483647, not 2.14748e+09: an agent copies these bounds."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
 def video_request(**fields: Any) -> VideoRequest:
     """The validated request, or a `ToolError` that says what is allowed (the cross-field rules live here)."""
     try:
         return VideoRequest(**fields)
     except ValidationError as exc:
-        raise ToolError(f"Invalid video request: {describe_validation_error(exc, _request_properties())}") from exc
-
-
-@functools.cache
-def _request_properties() -> dict[str, Any]:
-    """VideoRequest's schema properties, built on the first invalid request rather than at start-up."""
-    properties: dict[str, Any] = VideoRequest.model_json_schema()["properties"]
-    return properties
+        raise ToolError(f"Invalid video request: {describe_validation_error(exc, request_properties())}") from exc

@@ -7,17 +7,16 @@ chosen command needs them, so a host launching the server over stdio gets its fi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pixverse_mcp import defaults
 from pixverse_mcp.config import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from pixverse_mcp.sandbox import RunningSandbox
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 # After SIGTERM on stdio: time for the interrupted calls' results to be written before the server stops.
 STDIO_DRAIN_SECONDS = 0.5
 
@@ -30,8 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command it runs the server.",
     )
     parser.add_argument("--transport", choices=("stdio", "sse", "streamable-http"), default="stdio")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"HTTP transports: address (default {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP transports (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--host", default=defaults.HTTP_HOST, help=f"HTTP transports: address (default {defaults.HTTP_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=defaults.HTTP_PORT, help=f"HTTP transports (default {defaults.HTTP_PORT})"
+    )
     parser.add_argument(
         "--stateless",
         action="store_true",
@@ -46,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     generate = commands.add_parser("generate", help="generate a video, wait with a progress bar, download it")
-    generate.add_argument("prompt")
-    generate.add_argument("--aspect-ratio", default="16:9")
-    generate.add_argument("--resolution", default="720p")
-    generate.add_argument("--duration", type=int, default=5)
-    generate.add_argument("--style")
-    generate.add_argument("--seed", type=int)
-    generate.add_argument("--negative-prompt")
+    _add_video_options(generate)
     generate.add_argument("--out", help="folder for the video (default: the current folder)")
     generate.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
     _add_common(generate)
@@ -64,6 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=20)
     _add_common(listing, sandbox=False)
     return parser
+
+
+def _add_video_options(parser: argparse.ArgumentParser) -> None:
+    """The video parameters as arguments, from the one source the tools' schemas come from (`VideoRequest`): each
+    help line says what is allowed and the default. Values are checked by the model, as the tools check them."""
+    from pixverse_mcp.explain import allowed_values, request_properties
+    from pixverse_mcp.models import VideoRequest
+
+    for name, field in VideoRequest.model_fields.items():
+        schema = request_properties()[name]
+        allowed = allowed_values(schema)
+        described = f"{field.description} Allowed: {allowed}." if allowed else str(field.description)
+        if field.is_required():
+            parser.add_argument(name, help=described)
+            continue
+        if field.default is None:
+            described += " Default: none."
+        integer = "integer" in json.dumps(schema)  # `duration` and `seed`, whether optional or not
+        flag = f"--{name.replace('_', '-')}"
+        parser.add_argument(flag, type=int if integer else str, default=field.default, help=described)
 
 
 def _add_common(parser: argparse.ArgumentParser, *, sandbox: bool = True, top_level: bool = False) -> None:
@@ -157,23 +174,24 @@ async def _serve_stdio(settings: Settings) -> None:
 
     import anyio
 
-    from pixverse_mcp.server import build_server, open_context
+    from pixverse_mcp.app import open_app
+    from pixverse_mcp.server import build_server
 
-    async with open_context(settings) as context, anyio.create_task_group() as group:
+    async with open_app(settings) as app, anyio.create_task_group() as group:
 
         async def stop_on_sigterm() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM) as signals:
                 async for _ in signals:
-                    if context.service is not None:
-                        context.service.drain()
+                    if app.service is not None:
+                        app.service.drain()
                     await anyio.sleep(STDIO_DRAIN_SECONDS)
                     # The SDK reads stdin in a worker thread that no cancellation can interrupt, so a clean
                     # cancel would hang until the host closes stdin. Every journal write is already committed.
-                    context.journal.close()
+                    app.journal.close()
                     logging.shutdown()
                     os._exit(0)
 
         if sys.platform != "win32":  # no SIGTERM handlers there: the host ends the process outright
             group.start_soon(stop_on_sigterm)
-        await build_server(settings, context).run_stdio_async()
+        await build_server(settings, app).run_stdio_async()
         group.cancel_scope.cancel()

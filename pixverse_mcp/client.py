@@ -1,21 +1,24 @@
 """`PixVerseClient`: the one async client for the AI/ML API's PixVerse v5 text-to-video endpoints.
 
 It owns a single `httpx.AsyncClient` and everything about the upstream: auth, request building, response parsing,
-the error tree, retries, the polling schedule and timeouts. The MCP layer never touches HTTP.
+the error tree, retries, the polling schedule and timeouts. The MCP layer never touches HTTP. It is a library of its
+own: it imports nothing of the server, and like openai-python it takes the key from `AIMLAPI_API_KEY` (and the base
+URL from `AIMLAPI_BASE_URL`) when none is given.
 
-    async with PixVerseClient(api_key="...") as client:
-        generation = await client.create(VideoRequest(prompt="a red fox running through snow"))
-        finished = await client.wait(generation.id, timeout=120)
-        print(finished.video_url)
+    async with PixVerseClient() as client:
+        video = await client.generate("a red fox running through snow", on_update=print)
+        print(video.video_url)
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,8 +32,8 @@ import anyio
 import httpx
 from pydantic import SecretStr
 
+from pixverse_mcp import defaults
 from pixverse_mcp._retry import NEVER_SENT, RetryPolicy, parse_retry_after, retry_delay, should_retry
-from pixverse_mcp.config import DEFAULT_BASE_URL, ENDPOINT_PATHS, is_well_formed_api_key
 from pixverse_mcp.errors import (
     APIConnectionError,
     APIStatusError,
@@ -38,6 +41,7 @@ from pixverse_mcp.errors import (
     CreateOutcomeUnknownError,
     DownloadError,
     GenerationFailedError,
+    InvalidArgumentError,
     MissingAPIKeyError,
     PixVerseError,
     RateLimitError,
@@ -53,9 +57,11 @@ from pixverse_mcp.polling import PollingPolicy
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# Videos are a few MB (the provider's sample 5 s clip is 6.3 MB); anything near this cap is not a video of ours.
-DEFAULT_MAX_DOWNLOAD_BYTES: Final = 500 * 1024 * 1024
+DEFAULT_MAX_DOWNLOAD_BYTES: Final = int(defaults.MAX_DOWNLOAD_MB * 1024 * 1024)
 _DOWNLOAD_CHUNK_BYTES: Final = 64 * 1024
+# How long `generate` waits when not told: the provider's sample code gives up after 600 s too.
+DEFAULT_GENERATE_TIMEOUT_SECONDS: Final = 600.0
+_API_KEY_SHAPE: Final = re.compile(r"[\x21-\x7e]+")
 
 USER_AGENT: Final = "pixverse-mcp"
 _CHECK_BEFORE_RETRYING: Final = (
@@ -66,7 +72,14 @@ _CHECK_BEFORE_RETRYING: Final = (
 _TRANSIENT_DURING_WAIT: Final = (APIConnectionError, UpstreamServerError, RateLimitError, UnexpectedResponseError)
 
 
-def default_timeout(connect: float = 10.0, read: float = 30.0) -> httpx.Timeout:
+def is_well_formed_api_key(key: str) -> bool:
+    """Printable ASCII with no spaces: anything else is a paste accident (and cannot go into an HTTP header)."""
+    return bool(_API_KEY_SHAPE.fullmatch(key))
+
+
+def default_timeout(
+    connect: float = defaults.CONNECT_TIMEOUT_SECONDS, read: float = defaults.READ_TIMEOUT_SECONDS
+) -> httpx.Timeout:
     """Explicit limits for every phase: connect fast or fail, and never wait on a pool slot forever."""
     return httpx.Timeout(connect=connect, read=read, write=read, pool=60.0)
 
@@ -98,7 +111,8 @@ class DownloadedVideo:
     content_type: str | None
 
 
-UpdateCallback = Callable[[WaitUpdate], Awaitable[None]]
+UpdateCallback = Callable[[WaitUpdate], Awaitable[None] | None]
+"""Hears every `WaitUpdate`: a plain function (`print` will do) or a coroutine function."""
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -134,9 +148,9 @@ class PixVerseClient:
     def __init__(
         self,
         *,
-        api_key: str | SecretStr | None,
-        base_url: str = DEFAULT_BASE_URL,
-        endpoint_path: str = ENDPOINT_PATHS["universal"],
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        endpoint_path: str = defaults.ENDPOINT_PATHS["universal"],
         timeout: httpx.Timeout | None = None,
         retry_policy: RetryPolicy | None = None,
         polling_policy: PollingPolicy | None = None,
@@ -145,6 +159,14 @@ class PixVerseClient:
         clock: Callable[[], float] = time.monotonic,
         max_connections: int = 64,
     ) -> None:
+        """`api_key` defaults to `AIMLAPI_API_KEY` and `base_url` to `AIMLAPI_BASE_URL` (else the public API).
+
+        Without a key the client can still be built; its first request raises `MissingAPIKeyError`. `transport`,
+        `sleep` and `clock` are for tests (an `httpx.MockTransport`, a no-op sleep, a fake clock).
+        """
+        if api_key is None:
+            api_key = os.environ.get("AIMLAPI_API_KEY")
+        base_url = base_url or os.environ.get("AIMLAPI_BASE_URL") or defaults.DEFAULT_BASE_URL
         key = (api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key or "").strip()
         if key and not is_well_formed_api_key(key):
             raise MissingAPIKeyError(malformed=True)
@@ -209,15 +231,15 @@ class PixVerseClient:
                 f"generation id is unknown. {_CHECK_BEFORE_RETRYING}"
             ) from exc
         except APIConnectionError as exc:
-            if isinstance(exc.__cause__, (*NEVER_SENT, httpx.LocalProtocolError)):
-                raise  # nothing was sent
+            if not exc.request_sent:
+                raise
             raise CreateOutcomeUnknownError(
                 f"The create request was sent but no answer came back ({exc}); it may have been accepted. "
                 f"{_CHECK_BEFORE_RETRYING}"
             ) from exc
         try:
             generation = Generation.from_payload(payload)
-        except ValueError as exc:
+        except UnexpectedResponseError as exc:
             raise CreateOutcomeUnknownError(
                 f"The AI/ML API accepted the create request but {exc}. {_CHECK_BEFORE_RETRYING}"
             ) from exc
@@ -232,8 +254,30 @@ class PixVerseClient:
         payload = await self._request("GET", params=params, idempotent=True, attempts=None if retry else 1)
         try:
             return Generation.from_payload(payload, fallback_id=generation_id)
-        except ValueError as exc:
+        except UnexpectedResponseError as exc:
             raise UnexpectedResponseError(f"Unusable status response for {generation_id}: {exc}") from exc
+
+    async def generate(
+        self,
+        prompt: str | VideoRequest,
+        *,
+        timeout: float = DEFAULT_GENERATE_TIMEOUT_SECONDS,
+        on_update: UpdateCallback | None = None,
+        **options: Any,
+    ) -> Generation:
+        """Create a video and wait for it: the one call most scripts need. Returns the completed generation.
+
+        `prompt` is the text (the other request fields as keyword `options`: `resolution="1080p"`, ...) or a whole
+        `VideoRequest`. `on_update` hears the id at once and every status after. Raises `GenerationFailedError`
+        if the provider failed it, `WaitTimeoutError` (with the id) if `timeout` ran out: the paid generation goes
+        on upstream, and `wait(error.generation_id, ...)` picks it up again.
+        """
+        request = prompt if isinstance(prompt, VideoRequest) else VideoRequest(prompt=prompt, **options)
+        generation = await self.create(request)
+        expected = self.polling_policy.expected_seconds(request.resolution, request.duration)
+        if on_update is not None:
+            await _deliver(on_update, WaitUpdate(generation.id, generation, 0.0, expected, status_changed=True))
+        return await self.wait(generation.id, timeout=timeout, on_update=on_update, expected_seconds=expected)
 
     async def wait(
         self,
@@ -273,7 +317,7 @@ class PixVerseClient:
             last_notified = self._clock()
             if on_update is not None:
                 elapsed = self._clock() - watch.started
-                await on_update(WaitUpdate(generation_id, watch.latest, elapsed, watch.expected, changed))
+                await _deliver(on_update, WaitUpdate(generation_id, watch.latest, elapsed, watch.expected, changed))
 
         try:
             while True:
@@ -348,7 +392,7 @@ class PixVerseClient:
         if not url.startswith(("https://", "http://")):
             raise DownloadError("The video URL is not an http(s) URL")
         if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
-            raise ValueError("file_name must be a plain file name")
+            raise InvalidArgumentError("file_name must be a plain file name")
         target = directory / file_name
 
         async def attempt() -> DownloadedVideo:
@@ -417,10 +461,17 @@ class PixVerseClient:
             await self._sleep(delay)
 
 
+async def _deliver(on_update: UpdateCallback, update: WaitUpdate) -> None:
+    """Call `on_update`, awaiting it when it is a coroutine function (so `print` and `async def` both work)."""
+    outcome = on_update(update)
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
 def _check_generation_id(generation_id: str) -> None:
     # Ids are opaque (they contain ':' and '/'): only refuse what can never be one. httpx encodes the rest.
     if not generation_id.strip() or len(generation_id) > MAX_GENERATION_ID_LENGTH:
-        raise ValueError(f"generation_id must be 1 to {MAX_GENERATION_ID_LENGTH} characters")
+        raise InvalidArgumentError(f"generation_id must be 1 to {MAX_GENERATION_ID_LENGTH} characters")
 
 
 def _status_error(response: httpx.Response, secret: SecretStr | None = None) -> APIStatusError:
@@ -485,13 +536,20 @@ def _body_of(response: httpx.Response) -> Any:
 def _as_package_error(error: BaseException) -> PixVerseError:
     if isinstance(error, PixVerseError):
         return error
+    never_sent = isinstance(error, NEVER_SENT)
     if isinstance(error, httpx.LocalProtocolError):
         # Its text quotes the offending header, which may be the key: say what happened, not what it saw.
-        wrapped: PixVerseError = APIConnectionError("The request could not be built (an invalid header); not sent")
+        wrapped: PixVerseError = APIConnectionError(
+            "The request could not be built (an invalid header); not sent", request_sent=False
+        )
     elif isinstance(error, httpx.TimeoutException):
-        wrapped = APITimeoutError(f"The AI/ML API did not answer in time ({type(error).__name__})")
+        wrapped = APITimeoutError(
+            f"The AI/ML API did not answer in time ({type(error).__name__})", request_sent=not never_sent
+        )
     else:
-        wrapped = APIConnectionError(f"Could not reach the AI/ML API ({type(error).__name__}: {error})")
+        wrapped = APIConnectionError(
+            f"Could not reach the AI/ML API ({type(error).__name__}: {error})", request_sent=not never_sent
+        )
     wrapped.__cause__ = error
     return wrapped
 

@@ -6,27 +6,14 @@ Every setting is listed in the README's configuration table. CLI flags override 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from pixverse_mcp import defaults
 from pixverse_mcp.errors import MissingAPIKeyError
-
-DEFAULT_BASE_URL: Final = "https://api.aimlapi.com"
-_API_KEY_SHAPE: Final = re.compile(r"[\x21-\x7e]+")
-# The provider's recommended path for every video model; the vendor path still works and is one setting away.
-ENDPOINT_PATHS: Final[dict[str, str]] = {
-    "universal": "/v2/video/generations",
-    "vendor": "/v2/generate/video/pixverse/generation",
-}
-
-# Claude Desktop and the TypeScript SDK cut a request at 60 s by default; a blocking call must answer before that.
-DEFAULT_WAIT_BUDGET_SECONDS: Final = 50.0
-# The most a single call may ask to wait, for hosts that allow long calls.
-DEFAULT_MAX_WAIT_SECONDS: Final = 600.0
 
 
 class SettingsError(ValueError):
@@ -39,20 +26,20 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     api_key: SecretStr | None = None
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = defaults.DEFAULT_BASE_URL
     endpoint: Literal["universal", "vendor"] = "universal"
-    connect_timeout_seconds: float = Field(default=10.0, gt=0)
-    read_timeout_seconds: float = Field(default=30.0, gt=0)
-    wait_budget_seconds: float = Field(default=DEFAULT_WAIT_BUDGET_SECONDS, gt=0)
-    max_wait_seconds: float = Field(default=DEFAULT_MAX_WAIT_SECONDS, gt=0)
+    connect_timeout_seconds: float = Field(default=defaults.CONNECT_TIMEOUT_SECONDS, gt=0)
+    read_timeout_seconds: float = Field(default=defaults.READ_TIMEOUT_SECONDS, gt=0)
+    wait_budget_seconds: float = Field(default=defaults.WAIT_BUDGET_SECONDS, gt=0)
+    max_wait_seconds: float = Field(default=defaults.MAX_WAIT_SECONDS, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     poll_time_scale: float = Field(default=1.0, gt=0, le=1)
     """Shrinks the polling schedule, for the sandbox and tests whose generations take seconds, not a minute."""
     state_dir: Path = Field(default_factory=lambda: default_state_dir())
     output_dir: Path | None = None
     """Where finished videos are saved; None saves only when a call asks (then under state_dir/videos)."""
-    max_download_mb: float = Field(default=500.0, gt=0)
-    reattach_window_seconds: float = Field(default=600.0, ge=0)
+    max_download_mb: float = Field(default=defaults.MAX_DOWNLOAD_MB, gt=0)
+    reattach_window_seconds: float = Field(default=defaults.REATTACH_WINDOW_SECONDS, ge=0)
     """A blocking call identical to one still in flight this recently re-attaches to it instead of paying again."""
     auth_token: SecretStr | None = None
     """The bearer token every HTTP request must carry (HTTP transports only)."""
@@ -84,21 +71,18 @@ class Settings(BaseModel):
     @property
     def endpoint_path(self) -> str:
         """The path both the create POST and the status GET use."""
-        return ENDPOINT_PATHS[self.endpoint]
+        return defaults.ENDPOINT_PATHS[self.endpoint]
 
     @property
     def api_key_error(self) -> MissingAPIKeyError | None:
         """Why the configured key cannot be used (none, or malformed), or None when it can."""
         if self.api_key is None or not self.api_key.get_secret_value().strip():
             return MissingAPIKeyError()
+        from pixverse_mcp.client import is_well_formed_api_key  # the client's rule; httpx loads only when asked
+
         if not is_well_formed_api_key(self.api_key.get_secret_value().strip()):
             return MissingAPIKeyError(malformed=True)
         return None
-
-
-def is_well_formed_api_key(key: str) -> bool:
-    """Printable ASCII with no spaces: anything else is a paste accident (and cannot go into an HTTP header)."""
-    return bool(_API_KEY_SHAPE.fullmatch(key))
 
 
 # Environment variable -> Settings field. AIMLAPI_* are the provider's names; the rest are ours.

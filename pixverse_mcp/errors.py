@@ -1,9 +1,10 @@
 """Every way a call to the AI/ML API can fail, as one tree.
 
 ```
-PixVerseError
+PixVerseError                     .transient: trying again later may work
 ├── MissingAPIKeyError            no usable AIMLAPI_API_KEY (none, or malformed)
-├── APIConnectionError            no usable answer: refused, reset, DNS, ...
+├── InvalidArgumentError          an argument that can never work (an empty id, a path outside the videos folder)
+├── APIConnectionError            no usable answer: refused, reset, DNS, ... (.request_sent)
 │   └── APITimeoutError           ... or none in time
 ├── APIStatusError                the API answered with an error status (status_code, body, request_id)
 │   ├── BadRequestError           400 / 422: the request was refused as invalid
@@ -15,12 +16,16 @@ PixVerseError
 ├── UnexpectedResponseError       2xx, but a body we cannot read (HTML page, no id, completed without URL)
 ├── CreateOutcomeUnknownError     the create request was sent but its answer was lost: it may have been accepted
 ├── DownloadError                 fetching the finished video failed or was refused (size cap)
+├── PreviewError                  a video could not be turned into a contact sheet
+│   └── PreviewUnavailableError   the preview extra (PyAV, Pillow) is not installed
 └── GenerationError               carries the generation (or its id)
     ├── GenerationFailedError     the provider ended the generation as failed
+    ├── GenerationLookupError     its status could not be read (.not_found, .transient)
     └── WaitTimeoutError          our wait ran out; the paid generation goes on upstream
 ```
 
-Each message is written for the agent that will read it: what happened and what to do next, never the key.
+Each message is written for the agent that will read it: what happened and what to do next, never the key. Callers
+decide on the facts an error carries (`transient`, `request_sent`, `not_found`), never on its `__cause__`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ _MAX_BODY_EXCERPT = 300
 
 class PixVerseError(Exception):
     """Root of every error this package raises."""
+
+    transient: bool = False
+    """True when the same call may work later (the network, the provider's servers, a rate limit)."""
 
 
 class MissingAPIKeyError(PixVerseError):
@@ -60,8 +68,23 @@ class MissingAPIKeyError(PixVerseError):
         )
 
 
+class InvalidArgumentError(PixVerseError):
+    """An argument that can never work (an empty or absurd generation id, a path outside the videos folder);
+    refused before anything is sent."""
+
+
 class APIConnectionError(PixVerseError):
-    """No usable HTTP answer arrived (connection refused or reset, DNS failure, broken stream)."""
+    """No usable HTTP answer arrived (connection refused or reset, DNS failure, broken stream).
+
+    `request_sent` is False when the request provably never left this process (no connection was made, or it could
+    not even be built): only then may a create be sent again.
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
 
 
 class APITimeoutError(APIConnectionError):
@@ -109,13 +132,19 @@ class NotFoundError(APIStatusError):
 class RateLimitError(APIStatusError):
     """429: too many requests; wait `retry_after` seconds when the server said how long."""
 
+    transient = True
+
 
 class UpstreamServerError(APIStatusError):
     """5xx (or another status we have no meaning for): trouble on the provider's side."""
 
+    transient = True
+
 
 class UnexpectedResponseError(PixVerseError):
     """A success status with a body we cannot use; never treated as success."""
+
+    transient = True
 
 
 class CreateOutcomeUnknownError(PixVerseError):
@@ -124,9 +153,19 @@ class CreateOutcomeUnknownError(PixVerseError):
     We never re-send a create in that case (a second one could be charged twice).
     """
 
+    transient = True
+
 
 class DownloadError(PixVerseError):
     """Fetching a finished video failed, or was refused because it exceeds the size cap."""
+
+
+class PreviewError(PixVerseError):
+    """A file could not be decoded as a video (or has no frames)."""
+
+
+class PreviewUnavailableError(PreviewError):
+    """The preview extra is not installed (the message says how to install it)."""
 
 
 class GenerationError(PixVerseError):
@@ -140,6 +179,29 @@ class GenerationError(PixVerseError):
 
 class GenerationFailedError(GenerationError):
     """The provider ended the generation as failed."""
+
+
+class GenerationLookupError(GenerationError):
+    """The status of a generation could not be read; the generation itself may be fine.
+
+    `not_found` is True when the API knows no such id (check the id); otherwise `transient` says whether asking
+    again later may work.
+    """
+
+    def __init__(self, message: str, *, generation_id: str, not_found: bool = False, transient: bool = False) -> None:
+        super().__init__(message, generation_id=generation_id)
+        self.not_found = not_found
+        self.transient = transient
+
+    @classmethod
+    def from_error(cls, error: PixVerseError, *, generation_id: str) -> GenerationLookupError:
+        """The lookup failure for `generation_id` that `error` stands for, with its facts carried over."""
+        return cls(
+            str(error),
+            generation_id=generation_id,
+            not_found=isinstance(error, NotFoundError),
+            transient=error.transient,
+        )
 
 
 class WaitTimeoutError(GenerationError):

@@ -28,8 +28,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pixverse_mcp import defaults
+from pixverse_mcp.app import open_app
 from pixverse_mcp.config import Settings
-from pixverse_mcp.server import build_server, open_context
+from pixverse_mcp.server import build_server
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +50,8 @@ class HttpOptions:
     """How to serve over HTTP."""
 
     transport: Literal["sse", "streamable-http"]
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = defaults.HTTP_HOST
+    port: int = defaults.HTTP_PORT
     stateless: bool = False
     """Streamable HTTP only: no sessions, JSON responses (several instances behind a load balancer)."""
     allow_unauthenticated: bool = False
@@ -121,30 +123,30 @@ def check_exposure(settings: Settings, options: HttpOptions) -> None:
 async def serve_http(settings: Settings, options: HttpOptions) -> None:
     """Serve until SIGINT/SIGTERM; then end in-flight waits with their ids and exit."""
     check_exposure(settings, options)
-    async with open_context(settings) as context:
-        server = build_server(settings, context)
+    async with open_app(settings) as app:
+        server = build_server(settings, app)
         security = transport_security(settings)
-        app: ASGIApp
+        asgi: ASGIApp
         if options.transport == "sse":
-            app = server.sse_app(transport_security=security, host=options.host)
+            asgi = server.sse_app(transport_security=security, host=options.host)
         else:
-            app = server.streamable_http_app(
+            asgi = server.streamable_http_app(
                 transport_security=security,
                 host=options.host,
                 stateless_http=options.stateless,
                 json_response=options.stateless,
             )
         if settings.auth_token is not None:
-            app = BearerTokenMiddleware(app, settings.auth_token.get_secret_value())
+            asgi = BearerTokenMiddleware(asgi, settings.auth_token.get_secret_value())
         config = uvicorn.Config(
-            app,
+            asgi,
             host=options.host,
             port=options.port,
             log_level=settings.log_level.lower(),
             log_config=None,  # keep our stderr handler: uvicorn's default config writes access lines to stdout
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
-        service = context.service
+        service = app.service
         await _DrainingServer(config, on_exit=service.drain if service else None).serve()
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
-from typing import Any, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from pixverse_mcp.errors import UnexpectedResponseError
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +39,83 @@ MAX_PROMPT_LENGTH: Final = 2048
 MAX_SEED: Final = 2_147_483_647
 # Generation ids look like "<uuid>:pixverse/v5/text-to-video"; this bound only stops absurd input early.
 MAX_GENERATION_ID_LENGTH: Final = 256
+# At least one character that is not white space: a blank prompt is refused by the published schema itself.
+NOT_BLANK: Final = r"\S"
+# What the provider bills in: 2,000,000 credits to the US dollar (its pricing pages).
+CREDITS_PER_USD: Final = 2_000_000
+
+
+def clean_text(text: str) -> str:
+    """`text` with what no UTF-8 store or stream can carry replaced by U+FFFD: lone UTF-16 surrogates (valid JSON
+    escapes, invalid Unicode) and NUL. Applied wherever outside text enters: one odd value must not crash a write."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def usage_cost_usd(usage: dict[str, Any] | None) -> float | None:
+    """What a create's `meta.usage` says it cost, in US dollars: `usd_spent` when present, else `credits_used`
+    (older answers: `tokens_used`) at `CREDITS_PER_USD`; None when it says nothing we can read."""
+    if not usage:
+        return None
+    dollars = usage.get("usd_spent")
+    if _is_number(dollars) and dollars >= 0:
+        return float(dollars)
+    for name in ("credits_used", "tokens_used"):
+        credits = usage.get(name)
+        if _is_number(credits) and credits >= 0:
+            return float(credits) / CREDITS_PER_USD
+    return None
+
+
+def _integer_only(value: object) -> object:
+    """JSON says integer: refuse "5" and 5.0 as the seed is refused, instead of guessing what was meant."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("Input should be an integer")
+    return value
 
 
 class VideoRequest(BaseModel):
-    """One text-to-video request, validated to the letter before anything is sent."""
+    """One text-to-video request, validated to the letter before anything is sent.
+
+    The one source of the video parameters: their order, allowed values, defaults and descriptions here are what
+    the MCP tools publish (`arguments.with_video_parameters`) and what `pixverse-mcp generate --help` lists.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_LENGTH)
-    aspect_ratio: AspectRatio = DEFAULT_ASPECT_RATIO
-    resolution: Resolution = DEFAULT_RESOLUTION
-    duration: Duration = DEFAULT_DURATION
-    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_LENGTH)
-    style: Style | None = None
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, strict=True)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_LENGTH,
+        pattern=NOT_BLANK,
+        description="What the video shows: subject, action, setting, camera, light. English works best. "
+        f"At most {MAX_PROMPT_LENGTH} characters.",
+    )
+    aspect_ratio: AspectRatio = Field(
+        default=DEFAULT_ASPECT_RATIO, description="Frame shape: 16:9 landscape, 9:16 vertical, 1:1 square."
+    )
+    resolution: Resolution = Field(
+        default=DEFAULT_RESOLUTION,
+        description="Short side of the frame. Higher takes longer and costs more; 1080p is 5 s only.",
+    )
+    duration: Annotated[Duration, BeforeValidator(_integer_only)] = Field(
+        default=DEFAULT_DURATION, description="Clip length in seconds: 5 or 8 (8 is not available at 1080p)."
+    )
+    negative_prompt: str | None = Field(
+        default=None, max_length=MAX_PROMPT_LENGTH, description="What the video should avoid (optional)."
+    )
+    style: Style | None = Field(default=None, description="Optional visual style; omit for a realistic look.")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SEED,
+        strict=True,
+        description="Optional; the same seed and request give a similar video.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -143,18 +208,18 @@ class Generation(BaseModel):
     def from_payload(cls, payload: dict[str, Any], *, fallback_id: str | None = None) -> Generation:
         """Build a Generation from a create or status response body.
 
-        Raises `ValueError` when the body carries no usable id (and none is known), or claims completion
-        without a video URL: the caller turns that into a typed error rather than pretending to succeed.
+        Raises `UnexpectedResponseError` when the body carries no usable id (and none is known), or claims
+        completion without a video URL: never pretend to succeed.
         """
         generation_id = payload.get("id") or payload.get("generation_id") or fallback_id
         if not isinstance(generation_id, str) or not generation_id:
-            raise ValueError("the response carries no generation id")
+            raise UnexpectedResponseError("the response carries no generation id")
         raw_status = payload.get("status")
         status = normalise_status(raw_status)
         video = payload.get("video")
         video_url = _video_url(video)
         if status is GenerationStatus.COMPLETED and not video_url:
-            raise ValueError("the generation is reported completed but the response carries no video URL")
+            raise UnexpectedResponseError("the generation is reported completed but the response carries no video URL")
         meta = payload.get("meta")
         usage = meta.get("usage") if isinstance(meta, dict) else None
         return cls(
@@ -195,3 +260,7 @@ def _str_or_none(value: object) -> str | None:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

@@ -12,19 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from pixverse_mcp.errors import PreviewError, PreviewUnavailableError
+
 INSTALL_HINT: Final = "Previews need the optional extra: pip install 'pixverse-mcp[preview]' (PyAV and Pillow)."
 # Hosts reject tool results over ~1 MB and base64 adds a third: keep the PNG well under that.
 MAX_PREVIEW_BYTES: Final = 600_000
 MAX_SHEET_WIDTH: Final = 1024
 MAX_FRAMES: Final = 16
-
-
-class PreviewUnavailableError(RuntimeError):
-    """The preview extra is not installed (the message says how to install it)."""
-
-
-class PreviewError(RuntimeError):
-    """The file could not be decoded as a video."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -16,15 +16,24 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from pixverse_mcp.client import DownloadedVideo, PixVerseClient, UpdateCallback, WaitUpdate, safe_video_file_name
+from pixverse_mcp.client import DownloadedVideo, PixVerseClient, WaitUpdate, safe_video_file_name
 from pixverse_mcp.config import Settings
-from pixverse_mcp.errors import DownloadError, GenerationError, GenerationFailedError, PixVerseError, WaitTimeoutError
+from pixverse_mcp.errors import (
+    DownloadError,
+    GenerationFailedError,
+    GenerationLookupError,
+    InvalidArgumentError,
+    PixVerseError,
+    WaitTimeoutError,
+)
 from pixverse_mcp.journal import Journal, JournalEntry, request_key
 from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest
 from pixverse_mcp.preview import ContactSheet, contact_sheet
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+ProgressCallback = Callable[[WaitUpdate], Awaitable[None]]
+"""What the front ends give a wait: a coroutine that hears every update (progress bars, MCP notifications)."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +96,13 @@ class VideoService:
         timeout: float,
         force_new: bool = False,
         save: bool | None = None,
-        on_update: UpdateCallback | None = None,
+        on_update: ProgressCallback | None = None,
     ) -> Outcome:
         """Start (or re-attach to an identical in-flight) generation and wait up to `timeout` seconds for it.
 
         A generation still running when time is up is a normal outcome (not an error): the id goes back to the
-        caller with an estimate. Raises `PixVerseError` when nothing was created, `GenerationError` (with the id)
-        when the status could not be read.
+        caller with an estimate. Raises `PixVerseError` when nothing was created, `GenerationLookupError` (with the
+        id) when the status could not be read.
         """
         key = self._key(request)
         lock = self._create_locks.setdefault(key, anyio.Lock())
@@ -117,7 +126,7 @@ class VideoService:
         *,
         wait_seconds: float = 0.0,
         save: bool | None = None,
-        on_update: UpdateCallback | None = None,
+        on_update: ProgressCallback | None = None,
     ) -> Outcome:
         """The current state of a generation; with `wait_seconds` > 0, wait that long at most for it to finish.
 
@@ -128,7 +137,7 @@ class VideoService:
             try:
                 generation = await self.client.get(generation_id)
             except PixVerseError as exc:
-                raise GenerationError(str(exc), generation_id=generation_id) from exc
+                raise GenerationLookupError.from_error(exc, generation_id=generation_id) from exc
             await self._journal(self.journal.record_status(generation))
             generation = _with_usage(generation, entry.usage if entry else None)
             return await self._finish(generation, save, elapsed=None, remaining=None)
@@ -144,7 +153,7 @@ class VideoService:
         expected: float,
         elapsed_before: float,
         save: bool | None,
-        on_update: UpdateCallback | None,
+        on_update: ProgressCallback | None,
     ) -> Outcome:
         latest = generation
 
@@ -189,7 +198,7 @@ class VideoService:
             )
             return Outcome(failed, elapsed_seconds=anyio.current_time() - started)
         except PixVerseError as exc:
-            raise GenerationError(str(exc), generation_id=generation.id) from exc
+            raise GenerationLookupError.from_error(exc, generation_id=generation.id) from exc
         except anyio.get_cancelled_exc_class():
             logger.warning("wait for generation %s cancelled; it goes on upstream and is in the journal", generation.id)
             raise
@@ -237,19 +246,20 @@ class VideoService:
         """A contact sheet of keyframes from a saved file (inside the videos folder) or a completed generation.
 
         Raises `PreviewUnavailableError` without the preview extra, `PreviewError` for a file that is not a video,
-        `ValueError` for a path outside the videos folder or a generation with no video, `PixVerseError` when
-        the generation cannot be read or fetched.
+        `InvalidArgumentError` for a path outside the videos folder or a generation with no video, another
+        `PixVerseError` when the generation cannot be read or fetched.
         """
         if path is not None:
             return await self._sheet(self._inside_videos_dir(path), frames)
         if generation_id is None:
-            raise ValueError("give a generation_id or a path")
+            raise InvalidArgumentError("give a generation_id or a path")
         entry = await self._journal(self.journal.get(generation_id))
         if entry is not None and entry.local_path and await anyio.Path(entry.local_path).is_file():
             return await self._sheet(Path(entry.local_path), frames)
         generation = await self.client.get(generation_id)
         if generation.status is not GenerationStatus.COMPLETED or not generation.video_url:
-            raise ValueError(f"generation {generation_id} has no video yet (status {generation.status.value})")
+            status = generation.status.value
+            raise InvalidArgumentError(f"generation {generation_id} has no video yet (status {status})")
         with tempfile.TemporaryDirectory(prefix="pixverse-preview-") as scratch:
             downloaded = await self.client.download(
                 generation.video_url,
@@ -264,7 +274,7 @@ class VideoService:
         folder = self.settings.videos_dir.expanduser().resolve()
         resolved = (folder / path).resolve() if not path.is_absolute() else path.resolve()
         if not resolved.is_relative_to(folder) or not resolved.is_file():
-            raise ValueError(f"path must name a saved video inside {folder}")
+            raise InvalidArgumentError(f"path must name a saved video inside {folder}")
         return resolved
 
     @staticmethod

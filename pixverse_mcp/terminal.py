@@ -20,23 +20,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pixverse_mcp.arguments import describe_validation_error
+from pixverse_mcp.app import App, open_app
 from pixverse_mcp.client import WaitUpdate
 from pixverse_mcp.config import Settings
-from pixverse_mcp.errors import (
-    APIConnectionError,
-    CreateOutcomeUnknownError,
-    GenerationError,
-    MissingAPIKeyError,
-    PixVerseError,
-    UnexpectedResponseError,
-    UpstreamServerError,
-)
+from pixverse_mcp.errors import GenerationLookupError, MissingAPIKeyError, PixVerseError
+from pixverse_mcp.explain import describe_validation_error, request_properties
 from pixverse_mcp.journal import Journal
 from pixverse_mcp.logs import configure_logging
 from pixverse_mcp.models import GenerationStatus, VideoRequest
 from pixverse_mcp.results import journal_video, progress_message
-from pixverse_mcp.server import ServerContext, open_context
 from pixverse_mcp.service import Outcome, VideoService
 
 
@@ -78,13 +70,13 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "generate":
         out = Path(args.out) if args.out else Path.cwd()
         settings = settings.model_copy(update={"output_dir": out.resolve()})
-    commands: dict[str, Callable[[ServerContext], Awaitable[int]]] = {
-        "generate": lambda context: _generate(_service(context, errors), args, session, errors),
-        "status": lambda context: _status(_service(context, errors), args, session, errors),
-        "list": lambda context: _list(context.journal, args),
+    commands: dict[str, Callable[[App], Awaitable[int]]] = {
+        "generate": lambda app: _generate(_service(app, errors), args, session, errors),
+        "status": lambda app: _status(_service(app, errors), args, session, errors),
+        "list": lambda app: _list(app.journal, args),
     }
     try:
-        return anyio.run(_in_context, settings, commands[args.command])
+        return anyio.run(_in_app, settings, commands[args.command])
     except _NoKey:
         return ExitCode.CONFIGURATION
     except KeyboardInterrupt:
@@ -100,31 +92,24 @@ class _NoKey(Exception):
     """No API key: the message is already printed."""
 
 
-def _service(context: ServerContext, errors: Console) -> VideoService:
-    if context.service is None:
-        errors.print(str(context.key_error or MissingAPIKeyError()))
-        raise _NoKey
-    return context.service
+def _service(app: App, errors: Console) -> VideoService:
+    try:
+        return app.require_service()
+    except MissingAPIKeyError as exc:
+        errors.print(str(exc))
+        raise _NoKey from exc
 
 
-async def _in_context(settings: Settings, command: Callable[[ServerContext], Awaitable[int]]) -> int:
-    async with open_context(settings) as context:
-        return await command(context)
+async def _in_app(settings: Settings, command: Callable[[App], Awaitable[int]]) -> int:
+    async with open_app(settings) as app:
+        return await command(app)
 
 
 async def _generate(service: VideoService, args: argparse.Namespace, session: _Session, errors: Console) -> int:
     try:
-        request = VideoRequest(
-            prompt=args.prompt,
-            aspect_ratio=args.aspect_ratio,
-            resolution=args.resolution,
-            duration=args.duration,
-            style=args.style,
-            seed=args.seed,
-            negative_prompt=args.negative_prompt,
-        )
+        request = VideoRequest(**{name: getattr(args, name) for name in VideoRequest.model_fields})
     except ValidationError as exc:
-        errors.print(f"Invalid request: {describe_validation_error(exc)}")
+        errors.print(f"Invalid request: {describe_validation_error(exc, request_properties())}")
         return ExitCode.INVALID
     try:
         generation = await service.start(request)
@@ -144,7 +129,7 @@ async def _status(service: VideoService, args: argparse.Namespace, session: _Ses
     else:
         try:
             outcome = await service.status(args.generation_id)
-        except GenerationError as exc:
+        except GenerationLookupError as exc:
             errors.print(str(exc))
             return _exit_code_for(exc)
     return _report(outcome, errors) if isinstance(outcome, Outcome) else outcome
@@ -164,7 +149,7 @@ async def _wait_with_bar(
 
         try:
             return await service.status(generation_id, wait_seconds=timeout, save=save, on_update=on_update)
-        except GenerationError as exc:
+        except GenerationLookupError as exc:
             errors.print(str(exc))
             return _exit_code_for(exc)
 
@@ -214,9 +199,6 @@ async def _list(journal: Journal, args: argparse.Namespace) -> int:
 
 
 def _exit_code_for(error: PixVerseError) -> int:
-    cause = error.__cause__ if isinstance(error, GenerationError) and error.__cause__ else error
-    if isinstance(cause, MissingAPIKeyError):
+    if isinstance(error, MissingAPIKeyError):
         return ExitCode.CONFIGURATION
-    if isinstance(cause, (APIConnectionError, UpstreamServerError, UnexpectedResponseError, CreateOutcomeUnknownError)):
-        return ExitCode.UNAVAILABLE
-    return ExitCode.REFUSED
+    return ExitCode.UNAVAILABLE if error.transient else ExitCode.REFUSED

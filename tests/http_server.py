@@ -188,9 +188,25 @@ async def sdk_client(
     token: str | None,
     headers: dict[str, str] | None = None,
     status_log: StatusLog | None = None,
+    server_may_be_gone: bool = False,
     **client_options: Any,
 ) -> AsyncIterator[Client]:
-    """The SDK's `Client` connected to `server` over its transport, sending `Authorization: Bearer <token>`."""
+    """The SDK's `Client` connected to `server` over its transport, sending `Authorization: Bearer <token>`.
+
+    `server_may_be_gone`: the test stops the server while connected; the client's own farewell requests (a
+    session DELETE, a last notification) then fail to connect, which is not what the test is about.
+    """
+    if server_may_be_gone:
+        finished = False
+        try:
+            async with sdk_client(server, token=token, headers=headers, status_log=status_log, **client_options) as c:
+                yield c
+                finished = True
+        except BaseExceptionGroup as group:
+            _, others = group.split((httpx2.ConnectError, httpx2.RemoteProtocolError, httpx2.ReadError))
+            if not finished or others is not None:
+                raise
+        return
     all_headers = {**bearer(token), **(headers or {})}
     if server.mode.transport == "sse":
 

@@ -13,7 +13,7 @@ import pytest
 
 from pixverse_mcp._retry import RetryPolicy
 from pixverse_mcp.client import PixVerseClient, WaitUpdate
-from pixverse_mcp.config import ENDPOINT_PATHS
+from pixverse_mcp.defaults import ENDPOINT_PATHS
 from pixverse_mcp.errors import (
     APIConnectionError,
     AuthenticationError,

@@ -29,14 +29,11 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from pixverse_mcp._retry import RetryPolicy
-from pixverse_mcp.client import PixVerseClient, default_timeout
+from pixverse_mcp.app import open_app
 from pixverse_mcp.config import Settings
-from pixverse_mcp.journal import Journal
-from pixverse_mcp.polling import PollingPolicy
 from pixverse_mcp.sandbox import CREATE_FAULTS as CREATE_ONLY_FAULTS
 from pixverse_mcp.sandbox import FAULTS, SANDBOX_API_KEY, RunningSandbox, SandboxConfig, SandboxState
-from pixverse_mcp.server import ServerContext, build_server
-from pixverse_mcp.service import VideoService
+from pixverse_mcp.server import build_server
 from tests.conftest import server_env, stdio_client
 
 pytestmark = pytest.mark.anyio
@@ -704,22 +701,16 @@ async def in_process_server(
     base_url: str, state_dir: Path, sleep: RecordingSleep, *, connect_timeout: float = 2.0
 ) -> AsyncIterator[Client]:
     """The server, in process, over a client whose retry sleeps the test observes."""
-    settings = Settings(api_key=SecretStr(SANDBOX_API_KEY), base_url=base_url, state_dir=state_dir)
-    journal = Journal(settings.journal_path)
-    client = PixVerseClient(
-        api_key=settings.api_key,
+    settings = Settings(
+        api_key=SecretStr(SANDBOX_API_KEY),
         base_url=base_url,
-        timeout=default_timeout(connect_timeout, READ_TIMEOUT_SECONDS),
-        polling_policy=PollingPolicy(time_scale=float(POLL_SCALE)),
-        sleep=sleep,
+        state_dir=state_dir,
+        connect_timeout_seconds=connect_timeout,
+        read_timeout_seconds=READ_TIMEOUT_SECONDS,
+        poll_time_scale=float(POLL_SCALE),
     )
-    try:
-        context = ServerContext(settings, journal, VideoService(client, journal, settings))
-        async with Client(build_server(settings, context)) as connected:
-            yield connected
-    finally:
-        await client.aclose()
-        journal.close()
+    async with open_app(settings, sleep=sleep) as app, Client(build_server(settings, app)) as connected:
+        yield connected
 
 
 async def test_create_refused_at_connect_is_sent_again_once_the_api_listens_and_arrives_once(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from pixverse_mcp.errors import UnexpectedResponseError
 from pixverse_mcp.models import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -361,13 +362,13 @@ def test_completed_without_a_video_url_is_refused(status: str, video: object) ->
     if video is not None:
         payload["video"] = video
 
-    with pytest.raises(ValueError, match="video URL"):
+    with pytest.raises(UnexpectedResponseError, match="video URL"):
         Generation.from_payload(payload)
 
 
 @pytest.mark.parametrize("payload", [{"status": "queued"}, {"id": "", "status": "queued"}, {"id": None}])
 def test_missing_id_without_fallback_is_refused(payload: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="id"):
+    with pytest.raises(UnexpectedResponseError, match="id"):
         Generation.from_payload(payload)
 
 

@@ -27,13 +27,13 @@ from anyio.abc import Process, TaskGroup
 from pydantic import SecretStr
 
 from pixverse_mcp._retry import RetryPolicy
+from pixverse_mcp.app import open_app
 from pixverse_mcp.client import PixVerseClient
 from pixverse_mcp.config import Settings, load_settings
 from pixverse_mcp.errors import PixVerseError
 from pixverse_mcp.models import VideoRequest
 from pixverse_mcp.polling import PollingPolicy
 from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig, SandboxState
-from pixverse_mcp.server import open_context
 from tests.conftest import server_env
 
 pytestmark = pytest.mark.anyio
@@ -367,12 +367,12 @@ def test_reprs_of_the_client_and_the_settings_never_show_the_key(tmp_path: Path)
         assert_no_key(shown, shown[:60])
 
 
-async def test_the_server_context_repr_never_shows_the_key(tmp_path: Path) -> None:
+async def test_the_app_repr_never_shows_the_key(tmp_path: Path) -> None:
     settings = Settings(api_key=SecretStr(KEY), base_url="http://127.0.0.1:9", state_dir=tmp_path)
-    async with open_context(settings) as context:
-        assert_no_key(repr(context), "the server context's repr")
-        assert context.service is not None
-        assert_no_key(repr(context.service.client), "the service's client repr")
+    async with open_app(settings) as app:
+        assert_no_key(repr(app), "the app's repr")
+        assert app.service is not None
+        assert_no_key(repr(app.service.client), "the service's client repr")
 
 
 def fast_client(key: str, sandbox: RunningSandbox) -> PixVerseClient:

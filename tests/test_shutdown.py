@@ -59,7 +59,10 @@ async def test_sigterm_ends_in_flight_call_with_its_generation_id_and_exits(
         first_progress.set()
 
     with served(env, tmp_path, mode) as server:
-        async with sdk_client(server, token=TOKEN) as client, anyio.create_task_group() as tasks:
+        async with (
+            sdk_client(server, token=TOKEN, server_may_be_gone=True) as client,
+            anyio.create_task_group() as tasks,
+        ):
 
             async def call() -> None:
                 arguments = {"prompt": SLOW_PROMPT, "timeout_seconds": 30}

@@ -1,0 +1,33 @@
+"""The numbers the library and the server start from, each named once with its reason.
+
+The client (`PixVerseClient`) uses them as its defaults; the settings (`config.Settings`) start from them and let the
+environment override. Nothing here imports anything, so reading a default costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_BASE_URL: Final = "https://api.aimlapi.com"
+# The provider's recommended path for every video model; the vendor path still works and is one setting away.
+ENDPOINT_PATHS: Final[dict[str, str]] = {
+    "universal": "/v2/video/generations",
+    "vendor": "/v2/generate/video/pixverse/generation",
+}
+
+# Connect fast or fail; a status answer or a create answer comes within seconds when the API is healthy.
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
+READ_TIMEOUT_SECONDS: Final = 30.0
+# Videos are a few MB (the provider's sample 5 s clip is 6.3 MB); anything near this cap is not a video of ours.
+MAX_DOWNLOAD_MB: Final = 500.0
+
+# Claude Desktop and the TypeScript SDK cut a request at 60 s by default; a blocking call must answer before that.
+WAIT_BUDGET_SECONDS: Final = 50.0
+# The most a single call may ask to wait, for hosts that allow long calls.
+MAX_WAIT_SECONDS: Final = 600.0
+# A retried blocking call this soon after an identical one re-attaches to it instead of paying again.
+REATTACH_WINDOW_SECONDS: Final = 600.0
+
+# HTTP transports listen on loopback unless told otherwise (beyond loopback needs a token).
+HTTP_HOST: Final = "127.0.0.1"
+HTTP_PORT: Final = 8000

@@ -1,0 +1,262 @@
+"""The MCP tools, as plain functions: what each does for an agent, over the app's `VideoService`.
+
+`server.build_server` registers them (with their titles and hints, in `TOOLS`); `arguments.bind_settings` fills in
+what their published descriptions say about the settings. A parameter `video: VideoRequest` stands for the seven
+video parameters, published flat and validated into one request before the body runs.
+"""
+
+# No `from __future__ import annotations`: the SDK evaluates these signatures at registration.
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
+from pydantic import Field
+
+from pixverse_mcp.app import App
+from pixverse_mcp.arguments import (
+    GenerationIdArg,
+    ListLimitArg,
+    SaveToDiskArg,
+    StatusFilterArg,
+    TimeoutSecondsArg,
+    WaitSecondsArg,
+)
+from pixverse_mcp.client import WaitUpdate
+from pixverse_mcp.errors import GenerationLookupError, PixVerseError
+from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, GenerationStatus, VideoRequest
+from pixverse_mcp.preview import INSTALL_HINT, MAX_FRAMES, preview_available
+from pixverse_mcp.results import (
+    PreviewResult,
+    VideoList,
+    VideoResult,
+    error_result,
+    list_result,
+    outcome_result,
+    preview_image,
+    preview_result,
+    progress_message,
+    status_call,
+)
+from pixverse_mcp.service import Outcome, VideoService
+
+logger = logging.getLogger(__name__)
+
+VideoToolResult = Annotated[CallToolResult, VideoResult]
+ListToolResult = Annotated[CallToolResult, VideoList]
+PreviewToolResult = Annotated[CallToolResult, PreviewResult]
+AppContext = Context[App, Any]
+
+
+async def create_video(ctx: AppContext, video: VideoRequest) -> VideoToolResult:
+    """Start generating a video and return its generation_id at once (it does not wait).
+
+    Use this to start several videos in parallel or to do other work meanwhile; then call get_video_status
+    with the generation_id (with wait_seconds to wait there). A video takes about 30-40 s at 720p, about 75 s
+    at 1080p. Each call starts a new, paid generation: do not call it again to "retry" a video whose
+    generation_id you already have.
+    """
+    app = _app(ctx)
+    service = _service(app)
+    try:
+        generation = await service.start(video)
+    except PixVerseError as exc:
+        return error_result(str(exc))
+    expected = service.client.polling_policy.expected_seconds(video.resolution, video.duration)
+    return _report(app, Outcome(generation, remaining_seconds=expected))
+
+
+async def get_video_status(
+    ctx: AppContext,
+    generation_id: GenerationIdArg,
+    wait_seconds: WaitSecondsArg = 0,
+    save_to_disk: SaveToDiskArg = None,
+) -> VideoToolResult:
+    """Check a generation started earlier: its status, and video_url when it is done.
+
+    With wait_seconds > 0 it waits (with progress) until the video is done or the time is up, and returns the
+    current state either way; call it again while done is false.
+    """
+    app = _app(ctx)
+    try:
+        outcome = await _service(app).status(
+            generation_id, wait_seconds=wait_seconds, save=save_to_disk, on_update=ProgressReporter(ctx)
+        )
+    except GenerationLookupError as exc:
+        return _lookup_failed(app, exc)
+    return _report(app, outcome)
+
+
+async def generate_video_blocking(
+    ctx: AppContext,
+    video: VideoRequest,
+    timeout_seconds: TimeoutSecondsArg = None,
+    save_to_disk: SaveToDiskArg = None,
+    force_new: Annotated[
+        bool,
+        Field(
+            strict=True,
+            description="Start a new generation even if an identical one is still running from an earlier "
+            "call (by default such a call re-attaches to it, so a retry is not paid twice).",
+        ),
+    ] = False,
+    preview: Annotated[
+        bool,
+        Field(
+            strict=True,
+            description="When the video is done, also return a small contact sheet of keyframes (PNG) to "
+            "check it against the prompt. Needs the pixverse-mcp[preview] extra.",
+        ),
+    ] = False,
+) -> VideoToolResult:
+    """Generate a video and wait for it: returns video_url when done, with progress while it runs.
+
+    A video takes about 30-40 s at 720p, about 75 s at 1080p. If it is not ready within timeout_seconds the
+    call still succeeds, with done=false and the generation_id: continue with get_video_status(generation_id,
+    wait_seconds=...). Calling it again with the same arguments while that video is still running re-attaches
+    to it instead of paying for another.
+    """
+    app = _app(ctx)
+    service = _service(app)
+    try:
+        outcome = await service.generate(
+            video,
+            timeout=timeout_seconds or app.settings.wait_budget_seconds,
+            force_new=force_new,
+            save=save_to_disk,
+            on_update=ProgressReporter(ctx),
+        )
+    except GenerationLookupError as exc:
+        return _lookup_failed(app, exc)
+    except PixVerseError as exc:
+        return error_result(str(exc))
+    result = _report(app, outcome)
+    if preview and outcome.generation.status is GenerationStatus.COMPLETED:
+        result.content.append(await _preview_or_note(service, outcome.generation.id))
+    return result
+
+
+async def preview_video(
+    ctx: AppContext,
+    generation_id: Annotated[
+        str | None,
+        Field(max_length=MAX_GENERATION_ID_LENGTH, description="A completed generation to preview."),
+    ] = None,
+    path: Annotated[
+        str | None,
+        Field(max_length=4096, description="Or: a saved video file (inside the videos folder) to preview."),
+    ] = None,
+    frames: Annotated[int, Field(ge=1, le=MAX_FRAMES, strict=True, description="How many keyframes to show.")] = 4,
+) -> PreviewToolResult:
+    """Look at a finished video: returns a small PNG contact sheet of evenly spaced keyframes.
+
+    Use it after a generation completes to check the video against the prompt before telling the user it is
+    done. Give generation_id (or the path of a saved video). Needs the pixverse-mcp[preview] extra.
+    """
+    if not preview_available():
+        raise ToolError(INSTALL_HINT)
+    if (generation_id is None) == (path is None):
+        raise ToolError("Give exactly one of generation_id or path.")
+    service = _service(_app(ctx))
+    try:
+        sheet = await service.preview(generation_id=generation_id, path=Path(path) if path else None, frames=frames)
+    except PixVerseError as exc:
+        return error_result(str(exc), generation_id=generation_id)
+    return preview_result(sheet, generation_id=generation_id, path=path)
+
+
+async def list_videos(
+    ctx: AppContext,
+    limit: ListLimitArg = 20,
+    status: StatusFilterArg = None,
+) -> ListToolResult:
+    """List the videos this server has started (from its journal), newest first, with their last known status.
+
+    Use it to find a generation_id again. The status shown is the last one seen; call get_video_status for a
+    fresh one. Works without an API key.
+    """
+    app = _app(ctx)
+    entries = await app.journal.recent(limit=limit, status=GenerationStatus(status) if status else None)
+    return list_result(entries, continue_wait_seconds=app.settings.wait_budget_seconds)
+
+
+class ToolEntry(NamedTuple):
+    """A tool as `build_server` registers it: the function, its title, and its hints for hosts."""
+
+    function: Any
+    title: str
+    annotations: ToolAnnotations
+
+
+def _hints(*, read_only: bool, idempotent: bool, open_world: bool = True) -> ToolAnnotations:
+    return ToolAnnotations(
+        read_only_hint=read_only, destructive_hint=False, idempotent_hint=idempotent, open_world_hint=open_world
+    )
+
+
+# Titles and hints per MCP's tool annotations: every tool talks to an outside service (open world) except the journal
+# listing; the status check and the listing only read; creating is never idempotent (a new, paid video).
+TOOLS = (
+    ToolEntry(create_video, "Start a video", _hints(read_only=False, idempotent=False)),
+    ToolEntry(get_video_status, "Check a video", _hints(read_only=True, idempotent=True)),
+    ToolEntry(generate_video_blocking, "Generate a video and wait", _hints(read_only=False, idempotent=False)),
+    ToolEntry(list_videos, "List my videos", _hints(read_only=True, idempotent=True, open_world=False)),
+    ToolEntry(preview_video, "Preview a video", _hints(read_only=True, idempotent=True)),
+)
+
+
+def _app(ctx: AppContext) -> App:
+    return ctx.request_context.lifespan_context
+
+
+def _service(app: App) -> VideoService:
+    try:
+        return app.require_service()
+    except PixVerseError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def _report(app: App, outcome: Outcome) -> CallToolResult:
+    return outcome_result(outcome, continue_wait_seconds=app.settings.wait_budget_seconds)
+
+
+async def _preview_or_note(service: VideoService, generation_id: str) -> ContentBlock:
+    """The contact sheet for a finished blocking call, or a line saying why there is none (never an error)."""
+    if not preview_available():
+        return TextContent(type="text", text=f"No preview: {INSTALL_HINT}")
+    try:
+        return preview_image(await service.preview(generation_id=generation_id))
+    except PixVerseError as exc:
+        return TextContent(type="text", text=f"No preview: {exc}")
+
+
+def _lookup_failed(app: App, exc: GenerationLookupError) -> CallToolResult:
+    reason = str(exc).rstrip(".")
+    if exc.not_found:
+        advice = "Check the generation_id (list_videos shows the ones this server started)."
+    else:
+        budget = app.settings.wait_budget_seconds
+        advice = f"The generation may still be running: check it later with {status_call(exc.generation_id, budget)}."
+    return error_result(f"{reason}. {advice}", generation_id=exc.generation_id)
+
+
+class ProgressReporter:
+    """Turns the client's wait updates into MCP progress notifications with increasing values and a message.
+
+    A no-op when the caller sent no progress token (the SDK drops the notification).
+    """
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+        self._last = -1.0
+
+    async def __call__(self, update: WaitUpdate) -> None:
+        # Progress is elapsed seconds (always increasing); the total is the usual duration while we are within it.
+        value = max(round(update.elapsed_seconds, 1), round(self._last + 0.1, 1))
+        self._last = value
+        total = update.expected_seconds if value < update.expected_seconds else None
+        message = progress_message(update.status, update.elapsed_seconds, update.expected_seconds)
+        await self._ctx.report_progress(value, total, message)
