@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -508,7 +508,7 @@ async def _stream_to_file(response: httpx.Response, target: Path, max_bytes: int
 
 def safe_video_file_name(generation_id: str, *, when: datetime | None = None) -> str:
     """A file name we generate (never one taken from the URL or the prompt): time plus a digest of the id."""
-    stamp = (when or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    stamp = (when or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     digest = hashlib.sha256(generation_id.encode()).hexdigest()[:12]
     return f"pixverse-{stamp}-{digest}.mp4"
 

@@ -8,8 +8,8 @@ The option types are `Literal` aliases rather than `Enum` classes on purpose: py
 from __future__ import annotations
 
 import logging
-from enum import Enum
-from typing import Annotated, Any, Final, Literal, get_args
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -146,7 +146,7 @@ class VideoRequest(BaseModel):
         return body
 
 
-class GenerationStatus(str, Enum):
+class GenerationStatus(StrEnum):
     """Our normalised view of the upstream's statuses (which have changed over time; see `normalise_status`)."""
 
     QUEUED = "queued"
@@ -262,5 +262,5 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

@@ -72,7 +72,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any, Final
 
@@ -500,7 +500,7 @@ def _api_error(request: Request, status: int, message: str, headers: dict[str, s
         "message": message,
         "path": request.url.path,
         "requestId": str(uuid.uuid4()),
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
     return JSONResponse(body, status_code=status, headers=headers)
 

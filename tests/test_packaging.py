@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import jsonschema
-import tomllib
 
 import pixverse_mcp
 from pixverse_mcp.config import ENVIRONMENT_VARIABLES

@@ -6,7 +6,7 @@ import asyncio
 import importlib.resources
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -391,7 +391,7 @@ def _retry_after_is_the_configured_seconds(response: httpx.Response) -> bool:
 
 def _retry_after_is_a_date_the_configured_seconds_ahead(response: httpx.Response) -> bool:
     when = parsedate_to_datetime(response.headers["retry-after"])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # Whole seconds in the header: at least the configured delay ahead, and not absurdly more.
     return now + timedelta(seconds=RETRY_AFTER_SECONDS - 1) <= when <= now + timedelta(seconds=RETRY_AFTER_SECONDS + 5)
 
