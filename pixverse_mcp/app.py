@@ -1,7 +1,7 @@
-"""The composition root: settings in; the journal, the one client and the service out.
+"""The composition root: settings in; the storage, the one client and the service out.
 
 Every front end (the MCP server, the HTTP hosting, the terminal) opens the app here and takes what it needs from it;
-none of them builds a client or a journal of its own, and none imports another front end. Tests inject the HTTP
+none of them builds a client or opens storage of its own, and none imports another front end. Tests inject the HTTP
 transport, the sleep and the clock instead of patching anything.
 """
 
@@ -19,20 +19,20 @@ import httpx
 from pixverse_mcp.client import PixVerseClient, default_timeout
 from pixverse_mcp.config import Settings
 from pixverse_mcp.errors import MissingAPIKeyError
-from pixverse_mcp.journal import Journal
 from pixverse_mcp.polling import PollingPolicy
 from pixverse_mcp.service import VideoService
+from pixverse_mcp.storage import Storage, open_storage
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class App:
-    """What the server shares with every call: the settings, the journal, and the service (None without a usable
-    key, and then `key_error` says why)."""
+    """What the server shares with every call: the settings, the storage (the journal), and the service (None
+    without a usable key, and then `key_error` says why)."""
 
     settings: Settings
-    journal: Journal
+    storage: Storage
     service: VideoService | None
     key_error: MissingAPIKeyError | None = None
 
@@ -51,13 +51,14 @@ async def open_app(
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[App]:
-    """The journal, the one client and the service, for as long as the block runs. Nothing touches the network
-    or the disk until first used."""
-    journal = Journal(settings.journal_path)
+    """The storage, the one client and the service, for as long as the block runs. Nothing touches the network,
+    the database or the disk until first used."""
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
+    storage = open_storage(database_url, settings.journal_path)
     try:
         if (key_error := settings.api_key_error) is not None:
             logger.warning("%s Every video tool will say how to fix it.", key_error.problem)
-            yield App(settings, journal, None, key_error)
+            yield App(settings, storage, None, key_error)
             return
         async with PixVerseClient(
             api_key=settings.api_key,
@@ -69,6 +70,7 @@ async def open_app(
             sleep=sleep,
             clock=clock,
         ) as client:
-            yield App(settings, journal, VideoService(client, journal, settings))
+            yield App(settings, storage, VideoService(client, storage, settings))
     finally:
-        journal.close()
+        with anyio.CancelScope(shield=True):
+            await storage.close()

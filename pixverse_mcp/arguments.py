@@ -8,17 +8,22 @@ arguments before the tool body runs, so invalid input is refused with a plain me
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp_types import CallToolResult
 from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 
-from pixverse_mcp.explain import describe_validation_error, request_properties
+from pixverse_mcp.explain import describe_validation_error
 from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, NOT_BLANK, VideoRequest
+from pixverse_mcp.results import refusal_result, safe_result
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,8 @@ def bind_settings(fn: Callable[..., Any], values: Mapping[str, Any]) -> Callable
 
     @functools.wraps(fn)
     async def bound(**arguments: Any) -> Any:
-        if wants_video:
-            fields = {name: arguments.pop(name) for name in VideoRequest.model_fields if name in arguments}
-            arguments["video"] = video_request(**fields)
+        if wants_video:  # already checked by `StrictArgumentsTool.refusal`
+            arguments["video"] = VideoRequest(**{name: arguments.pop(name) for name in VideoRequest.model_fields})
         return await fn(**arguments)
 
     # The SDK reads both the signature and the annotations: give it the published ones, not the original's.
@@ -141,35 +145,43 @@ def _filled(annotation: Any, values: Mapping[str, Any]) -> Any:
 
 
 class StrictArgumentsTool(Tool):
-    """A tool that refuses unknown arguments and explains invalid ones in plain words, naming the allowed values.
+    """A tool that refuses unknown arguments and explains invalid ones in plain words, naming the allowed values, and
+    whose every result can be sent.
 
     The SDK would ignore a misspelt argument (a wrong-sized video the user pays for) and answers invalid ones with
     pydantic's raw text; both checks run here, before the tool body, so nothing is ever sent for bad input. The
     published schema says so too (`additionalProperties: false`). Non-string arguments are declared `strict`, so
-    `true` is not taken for 1, nor 0 for `false`.
+    `true` is not taken for 1, nor 0 for `false`. A crash in a tool becomes one plain sentence (the details go to
+    the log), and every result passes `safe_result` on its way out.
     """
 
     def model_post_init(self, context: Any, /) -> None:
         self.parameters["additionalProperties"] = False
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        refusal = self.refusal(arguments)
+        if refusal is not None:
+            return refusal_result(f"Invalid arguments for {self.name}: {refusal}")
+        try:
+            result = await super().run(arguments, context, convert_result=convert_result)
+        except ToolError:
+            logger.exception("tool %s failed unexpectedly", self.name)
+            return refusal_result(
+                f"{self.name} failed unexpectedly inside pixverse-mcp (the server's log has the details). "
+                "If a generation was started, list_videos shows its id."
+            )
+        return safe_result(result) if isinstance(result, CallToolResult) else result
+
+    def refusal(self, arguments: dict[str, Any]) -> str | None:
+        """Why these arguments cannot be used (unknown, invalid, or an impossible video), or None."""
         properties: dict[str, Any] = self.parameters.get("properties", {})
         unknown = sorted(set(arguments) - set(properties))
         if unknown:
-            raise ToolError(
-                f"Unknown argument(s) for {self.name}: {', '.join(unknown)}. "
-                f"Allowed arguments: {', '.join(properties)}."
-            )
+            return f"unknown argument(s) {', '.join(unknown)}. Allowed arguments: {', '.join(properties)}."
         try:
-            self.fn_metadata.validate_arguments(arguments)
+            validated = self.fn_metadata.validate_arguments(arguments)
+            if set(VideoRequest.model_fields) <= set(properties):
+                VideoRequest(**{name: validated[name] for name in VideoRequest.model_fields})
         except ValidationError as exc:
-            raise ToolError(f"Invalid arguments for {self.name}: {describe_validation_error(exc, properties)}") from exc
-        return await super().run(arguments, context, convert_result=convert_result)
-
-
-def video_request(**fields: Any) -> VideoRequest:
-    """The validated request, or a `ToolError` that says what is allowed (the cross-field rules live here)."""
-    try:
-        return VideoRequest(**fields)
-    except ValidationError as exc:
-        raise ToolError(f"Invalid video request: {describe_validation_error(exc, request_properties())}") from exc
+            return describe_validation_error(exc, properties)
+        return None

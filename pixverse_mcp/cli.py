@@ -187,7 +187,6 @@ async def _serve_stdio(settings: Settings) -> None:
                     await anyio.sleep(STDIO_DRAIN_SECONDS)
                     # The SDK reads stdin in a worker thread that no cancellation can interrupt, so a clean
                     # cancel would hang until the host closes stdin. Every journal write is already committed.
-                    app.journal.close()
                     logging.shutdown()
                     os._exit(0)
 

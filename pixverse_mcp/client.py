@@ -287,6 +287,7 @@ class PixVerseClient:
         on_update: UpdateCallback | None = None,
         expected_seconds: float | None = None,
         elapsed_before: float = 0.0,
+        before_poll: Callable[[], Awaitable[None]] | None = None,
     ) -> Generation:
         """Poll until the generation is final or `timeout` seconds have passed; return the completed generation.
 
@@ -298,6 +299,8 @@ class PixVerseClient:
 
         Concurrent waits on one id share one polling loop: one waiter (the poller) sends the status requests and
         the others hear its answers. When the poller leaves (its deadline, a cancel), another takes over.
+        `before_poll` runs before each status request this waiter sends (a server keeps its polling lease
+        there); whatever it raises ends this wait.
         """
         _check_generation_id(generation_id)
         policy = self.polling_policy
@@ -347,6 +350,8 @@ class PixVerseClient:
                 heartbeat_due = last_notified + policy.heartbeat_seconds
                 if watch.poller is notify:
                     if now >= watch.next_due:
+                        if before_poll is not None:
+                            await before_poll()
                         await self._poll(generation_id, watch)
                         continue
                     await self._sleep(max(0.0, min(watch.next_due, deadline, heartbeat_due) - now))

@@ -41,6 +41,16 @@ class Settings(BaseModel):
     max_download_mb: float = Field(default=defaults.MAX_DOWNLOAD_MB, gt=0)
     reattach_window_seconds: float = Field(default=defaults.REATTACH_WINDOW_SECONDS, ge=0)
     """A blocking call identical to one still in flight this recently re-attaches to it instead of paying again."""
+    daily_budget_usd: float | None = Field(default=None, ge=0)
+    """The most the server may spend per UTC day (creates refused beyond it); None: no cap."""
+    cost_estimate_usd: float = Field(default=defaults.COST_ESTIMATE_USD, ge=0)
+    """What a video of a size never charged before is assumed to cost, for the cap."""
+    confirm_paid: bool = False
+    """Ask the user (elicitation) before each paid create, when the client can ask."""
+    database_url: SecretStr | None = None
+    """postgresql://... for storage shared by several replicas; None: the SQLite journal in state_dir."""
+    lease_seconds: float = Field(default=defaults.LEASE_SECONDS, gt=0)
+    """How long a replica's claim to poll a generation lasts without renewal (takeover time if it dies)."""
     auth_token: SecretStr | None = None
     """The bearer token every HTTP request must carry (HTTP transports only)."""
     allowed_hosts: tuple[str, ...] = ()
@@ -100,6 +110,11 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "PIXVERSE_MCP_OUTPUT_DIR": "output_dir",
     "PIXVERSE_MCP_MAX_DOWNLOAD_MB": "max_download_mb",
     "PIXVERSE_MCP_REATTACH_WINDOW_SECONDS": "reattach_window_seconds",
+    "PIXVERSE_MCP_DAILY_BUDGET_USD": "daily_budget_usd",
+    "PIXVERSE_MCP_COST_ESTIMATE_USD": "cost_estimate_usd",
+    "PIXVERSE_MCP_CONFIRM_PAID": "confirm_paid",
+    "PIXVERSE_MCP_DATABASE_URL": "database_url",
+    "PIXVERSE_MCP_LEASE_SECONDS": "lease_seconds",
     "PIXVERSE_MCP_AUTH_TOKEN": "auth_token",
     "PIXVERSE_MCP_ALLOWED_HOSTS": "allowed_hosts",
     "PIXVERSE_MCP_ALLOWED_ORIGINS": "allowed_origins",

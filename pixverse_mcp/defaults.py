@@ -31,3 +31,9 @@ REATTACH_WINDOW_SECONDS: Final = 600.0
 # HTTP transports listen on loopback unless told otherwise (beyond loopback needs a token).
 HTTP_HOST: Final = "127.0.0.1"
 HTTP_PORT: Final = 8000
+
+# What a video is assumed to cost before one of its size has been charged (the spending cap's first estimate): the
+# provider's usage figure for a 5 s 720p clip, 840,000 credits. Later estimates are the last observed price.
+COST_ESTIMATE_USD: Final = 0.42
+# A replica polling a generation holds a lease this long (renewed as it polls); if it dies, another takes over after.
+LEASE_SECONDS: Final = 30.0

@@ -16,6 +16,7 @@ PixVerseError                     .transient: trying again later may work
 ├── UnexpectedResponseError       2xx, but a body we cannot read (HTML page, no id, completed without URL)
 ├── CreateOutcomeUnknownError     the create request was sent but its answer was lost: it may have been accepted
 ├── DownloadError                 fetching the finished video failed or was refused (size cap)
+├── SpendingCapError              the day's spending cap would be passed: nothing was sent
 ├── PreviewError                  a video could not be turned into a contact sheet
 │   └── PreviewUnavailableError   the preview extra (PyAV, Pillow) is not installed
 └── GenerationError               carries the generation (or its id)
@@ -158,6 +159,21 @@ class CreateOutcomeUnknownError(PixVerseError):
 
 class DownloadError(PixVerseError):
     """Fetching a finished video failed, or was refused because it exceeds the size cap."""
+
+
+class SpendingCapError(PixVerseError):
+    """Creating this video would pass the daily spending cap (`PIXVERSE_MCP_DAILY_BUDGET_USD`); nothing was sent."""
+
+    def __init__(self, *, cap_usd: float, spent_usd: float, estimate_usd: float) -> None:
+        self.cap_usd = cap_usd
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+        left = max(0.0, cap_usd - spent_usd)
+        super().__init__(
+            f"Not created: this video (about ${estimate_usd:.2f}) would pass today's spending cap of ${cap_usd:.2f} "
+            f"(spent ${spent_usd:.2f} since 00:00 UTC, ${left:.2f} left). Nothing was sent and nothing was charged. "
+            "The cap resets at midnight UTC; the server's owner can raise PIXVERSE_MCP_DAILY_BUDGET_USD."
+        )
 
 
 class PreviewError(PixVerseError):

@@ -1,6 +1,9 @@
-"""What an agent gets back: one structured shape for every tool, a one-line summary, and the next step.
+"""What an agent gets back: one structured shape per tool on every path, a one-line summary, and the next step.
 
-Every result, error or not, names the generation id once one exists, so a paid video can always be found again.
+Every result a video tool returns, error or not, is a `VideoResult` (valid against the published `outputSchema`,
+so strict clients such as the MCP Inspector and the TypeScript SDK show our words, not a schema error); it names the
+generation id once one exists, so a paid video can always be found again. Only a refused call (invalid arguments)
+carries no structured content. `safe_result` is the last line: whatever a field holds, the result can be sent.
 """
 
 from __future__ import annotations
@@ -8,30 +11,49 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field
 
-from pixverse_mcp.journal import JournalEntry
-from pixverse_mcp.models import GenerationStatus
+from pixverse_mcp.errors import (
+    CreateOutcomeUnknownError,
+    GenerationError,
+    GenerationLookupError,
+    MissingAPIKeyError,
+    PixVerseError,
+    SpendingCapError,
+)
+from pixverse_mcp.models import GenerationStatus, clean_text, usage_cost_usd
 from pixverse_mcp.preview import ContactSheet
 from pixverse_mcp.service import Outcome
+from pixverse_mcp.storage import JournalEntry, PendingCreate
+
+# Hosts put results in the model's context and refuse them past about 1 MB: stay well under, whatever a field holds.
+MAX_RESULT_BYTES: Final = 900_000
+# A longer text field (an upstream error message, say) is cut to this many characters once a result is too big.
+_LONG_TEXT: Final = 4_000
+
+ResultStatus = Literal["queued", "generating", "completed", "failed", "unknown", "not_created"]
 
 
 class VideoResult(BaseModel):
-    """The state of one generation as a tool reports it (the tools' `outputSchema`)."""
+    """The state of one generation as a tool reports it (the video tools' `outputSchema`), errors included."""
 
-    generation_id: str = Field(description="Opaque id of the generation; pass it to get_video_status.")
-    status: GenerationStatus = Field(
-        description="queued or generating: still running; completed: video_url is set; failed: error is set; "
-        "unknown: the provider reported a status we do not know (treated as still running)."
+    generation_id: str | None = Field(
+        description="Opaque id of the generation; pass it to get_video_status. null when no generation exists "
+        "(nothing was created: refused, declined or over the spending cap; or a create whose outcome is unknown)."
     )
-    done: bool = Field(description="True when the status is final (completed or failed).")
+    status: ResultStatus = Field(
+        description="queued or generating: still running; completed: video_url is set; failed: error is set; "
+        "unknown: its state could not be read, or the provider reported a status we do not know (treated as "
+        "still running); not_created: nothing was created and nothing was charged."
+    )
+    done: bool = Field(description="True when there is nothing more to wait for (completed, failed, not created).")
     video_url: str | None = Field(
         default=None, description="Where to download the video (temporary provider storage: fetch it promptly)."
     )
-    error: str | None = Field(default=None, description="Why the generation failed, when it did.")
+    error: str | None = Field(default=None, description="What went wrong, when something did.")
     raw_status: str | None = Field(default=None, description="The status exactly as the provider reported it.")
     elapsed_seconds: float | None = Field(default=None, description="How long this call waited, in seconds.")
     estimated_seconds_remaining: float | None = Field(
@@ -40,12 +62,19 @@ class VideoResult(BaseModel):
     usage: dict[str, Any] | None = Field(
         default=None, description="What the provider charged for the generation (meta.usage), when known."
     )
+    cost_usd: float | None = Field(default=None, description="That charge in US dollars, when known.")
+    budget_left_usd: float | None = Field(
+        default=None, description="What the server's daily spending cap leaves for today (UTC), when one is set."
+    )
     reattached: bool = Field(
         default=False, description="True when an identical generation already running was re-used (no new charge)."
     )
     local_path: str | None = Field(default=None, description="Where the video was saved on this machine, if it was.")
     file_size_bytes: int | None = Field(default=None, description="Size of the saved file.")
     save_error: str | None = Field(default=None, description="Why saving the video failed, if it did.")
+    journal_error: str | None = Field(
+        default=None, description="Why the generation could not be recorded in the journal (keep its id yourself)."
+    )
     next_step: str = Field(description="What to do next, in words an agent can follow.")
 
 
@@ -54,7 +83,9 @@ def status_call(generation_id: str, wait_seconds: float) -> str:
     return f"get_video_status(generation_id={json.dumps(generation_id)}, wait_seconds={wait_seconds:g})"
 
 
-def outcome_result(outcome: Outcome, *, continue_wait_seconds: float) -> CallToolResult:
+def outcome_result(
+    outcome: Outcome, *, continue_wait_seconds: float, budget_left_usd: float | None = None
+) -> CallToolResult:
     """The tool result for an outcome: structured content, a one-line summary, and a link when done.
 
     A failed generation is a tool error (`isError`) that still carries the full structured state and the id.
@@ -80,9 +111,13 @@ def outcome_result(outcome: Outcome, *, continue_wait_seconds: float) -> CallToo
         summary = f"Generation {gid} is {status.value}{left}. {next_step}"
     if outcome.reattached:
         summary = f"Re-attached to the identical generation already running (no new charge). {summary}"
+    cost = usage_cost_usd(generation.usage)
+    summary += _money(cost, budget_left_usd)
+    if outcome.journal_error:
+        summary += f" It could not be recorded in the journal ({outcome.journal_error}): keep this generation id."
     result = VideoResult(
         generation_id=gid,
-        status=status,
+        status=status.value,
         done=status.is_final,
         video_url=generation.video_url,
         error=generation.error,
@@ -90,10 +125,13 @@ def outcome_result(outcome: Outcome, *, continue_wait_seconds: float) -> CallToo
         elapsed_seconds=_rounded(outcome.elapsed_seconds),
         estimated_seconds_remaining=_rounded(outcome.remaining_seconds),
         usage=generation.usage,
+        cost_usd=_cents(cost),
+        budget_left_usd=_cents(budget_left_usd),
         reattached=outcome.reattached,
         local_path=str(outcome.saved.path) if outcome.saved else None,
         file_size_bytes=outcome.saved.size if outcome.saved else None,
         save_error=outcome.save_error,
+        journal_error=outcome.journal_error,
         next_step=next_step,
     )
     content: list[ContentBlock] = [TextContent(type="text", text=summary)]
@@ -114,18 +152,105 @@ def outcome_result(outcome: Outcome, *, continue_wait_seconds: float) -> CallToo
     )
 
 
+def problem_result(
+    error: PixVerseError, *, continue_wait_seconds: float, budget_left_usd: float | None = None
+) -> CallToolResult:
+    """A video tool's error (`isError`), in the same structured shape as its other results.
+
+    The generation id is kept whenever one exists; `done` says whether asking again about it can help.
+    """
+    message = str(error)
+    generation_id = error.generation_id if isinstance(error, GenerationError) else None
+    status: ResultStatus = "not_created"
+    done = True
+    if isinstance(error, GenerationLookupError):
+        status = "unknown"
+        done = error.not_found
+        if error.not_found:
+            next_step = "Check the generation_id (list_videos shows the ones this server started)."
+        else:
+            next_step = (
+                f"The generation may still be running: check it later with "
+                f"{status_call(error.generation_id, continue_wait_seconds)}."
+            )
+    elif isinstance(error, CreateOutcomeUnknownError):
+        status = "unknown"
+        next_step = (
+            "Do not create it again yet: check the AI/ML API usage page (https://aimlapi.com/app/billing) first."
+        )
+    elif isinstance(error, MissingAPIKeyError):
+        next_step = "Nothing was created. Set AIMLAPI_API_KEY for this server (or run it with --sandbox)."
+    elif isinstance(error, SpendingCapError):
+        next_step = "Nothing was created or charged. Tell the user the daily spending cap is reached."
+    elif error.transient:
+        next_step = "Nothing was created. Try again in a minute."
+    else:
+        next_step = "Nothing was created. Fix what the error says, then try again."
+    if generation_id is not None and generation_id not in message:
+        message = f"{message} (generation {generation_id})"
+    result = VideoResult(
+        generation_id=generation_id,
+        status=status,
+        done=done,
+        error=message,
+        budget_left_usd=_cents(budget_left_usd),
+        next_step=next_step,
+    )
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"{message} {next_step}")],
+        structured_content=result.model_dump(mode="json"),
+        is_error=True,
+    )
+
+
+def refusal_result(message: str) -> CallToolResult:
+    """A call refused before anything ran (invalid arguments): an error with no structured content."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def _money(cost: float | None, budget_left_usd: float | None) -> str:
+    parts = []
+    if cost is not None:
+        parts.append(f"Cost: ${cost:.2f}.")
+    if budget_left_usd is not None:
+        parts.append(f"Left today under the spending cap: ${budget_left_usd:.2f}.")
+    return "".join(f" {part}" for part in parts)
+
+
+def _cents(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def error_result(message: str, *, generation_id: str | None = None) -> CallToolResult:
-    """A tool error (`isError`) an agent can act on; it carries the generation id when one exists."""
-    text = message if generation_id is None or generation_id in message else f"{message} (generation {generation_id})"
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)],
-        structured_content={"generation_id": generation_id, "error": text} if generation_id else None,
-        is_error=True,
-    )
+def safe_result(result: CallToolResult) -> CallToolResult:
+    """`result` as it can always be sent: no lone surrogate anywhere (they make JSON serialisation raise in the
+    transport, taking every concurrent call down with it) and under `MAX_RESULT_BYTES`."""
+    try:
+        size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+    except ValueError:  # pydantic refuses to serialise a lone surrogate
+        result = _mapped(result, lambda text: clean_text(text))
+        size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+    if size > MAX_RESULT_BYTES:
+        result = _mapped(result, lambda text: text if len(text) <= _LONG_TEXT else text[:_LONG_TEXT] + " [cut]")
+    return result
+
+
+def _mapped(result: CallToolResult, change: Any) -> CallToolResult:
+    """`result` with `change` applied to every text in it but image data (which is base64, and bounded)."""
+
+    def walk(value: Any, key: str | None = None) -> Any:
+        if isinstance(value, str):
+            return value if key == "data" else change(value)
+        if isinstance(value, dict):
+            return {name: walk(item, name) for name, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return CallToolResult.model_validate(walk(result.model_dump(by_alias=True, exclude_none=True)))
 
 
 def progress_message(status: GenerationStatus | None, elapsed: float, expected: float) -> str:
@@ -153,25 +278,46 @@ class JournalVideo(BaseModel):
     local_path: str | None = None
 
 
+class UncertainCreate(BaseModel):
+    """A create that was sent but never answered with an id (a lost connection, a crash): it may have been charged."""
+
+    created_at: str = Field(description="When it was sent (ISO 8601, UTC).")
+    prompt: str | None = None
+    options: dict[str, Any] | None = None
+    state: Literal["creating", "outcome_unknown"] = Field(
+        description="creating: being sent right now; outcome_unknown: no answer came back, so only the AI/ML API "
+        "usage page can tell whether it was accepted and charged."
+    )
+    detail: str | None = None
+
+
 class VideoList(BaseModel):
     """The journal's newest generations (the `list_videos` tool's `outputSchema`)."""
 
     videos: list[JournalVideo]
+    uncertain_creates: list[UncertainCreate] = Field(
+        default_factory=list, description="Creates sent without an answer: check before creating them again."
+    )
     next_step: str
+
+
+def _prompt_and_options(request: dict[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
+    options = dict(request or {})
+    prompt = options.pop("prompt", None)
+    options.pop("model", None)
+    return (prompt if isinstance(prompt, str) else None), (options or None)
 
 
 def journal_video(entry: JournalEntry) -> JournalVideo:
     """An entry in the shape agents see."""
-    request = dict(entry.request or {})
-    prompt = request.pop("prompt", None)
-    request.pop("model", None)
+    prompt, options = _prompt_and_options(entry.request)
     return JournalVideo(
         generation_id=entry.generation_id,
         status=entry.status,
         created_at=_iso(entry.created_at),
         updated_at=_iso(entry.updated_at),
-        prompt=prompt if isinstance(prompt, str) else None,
-        options=request or None,
+        prompt=prompt,
+        options=options,
         video_url=entry.video_url,
         error=entry.error,
         usage=entry.usage,
@@ -186,23 +332,44 @@ def journal_document(entry: JournalEntry, history: list[tuple[float, str]]) -> s
     return json.dumps(document, indent=2)
 
 
-def list_result(entries: list[JournalEntry], *, continue_wait_seconds: float) -> CallToolResult:
+def uncertain_create(pending: PendingCreate) -> UncertainCreate:
+    """A create without an id, in the shape agents see."""
+    prompt, options = _prompt_and_options(pending.request)
+    return UncertainCreate(
+        created_at=_iso(pending.created_at),
+        prompt=prompt,
+        options=options,
+        state="outcome_unknown" if pending.outcome_unknown else "creating",
+        detail=pending.detail,
+    )
+
+
+def list_result(
+    entries: list[JournalEntry], pending: list[PendingCreate], *, continue_wait_seconds: float
+) -> CallToolResult:
     """The list_videos result: structured list plus a one-line summary."""
     videos = [journal_video(entry) for entry in entries]
-    pending = [video.generation_id for video in videos if not video.status.is_final]
-    if pending:
-        next_step = f"For a video still running, call {status_call(pending[0], continue_wait_seconds)}."
+    uncertain = [uncertain_create(create) for create in pending]
+    running = [video.generation_id for video in videos if not video.status.is_final]
+    if running:
+        next_step = f"For a video still running, call {status_call(running[0], continue_wait_seconds)}."
     else:
         next_step = "Every listed video is finished."
+    if any(create.state == "outcome_unknown" for create in uncertain):
+        next_step += (
+            " Some creates got no answer (uncertain_creates): they may have been charged; check the AI/ML API usage "
+            "page before creating them again."
+        )
     counts = ", ".join(
         f"{sum(video.status is status for video in videos)} {status.value}"
         for status in GenerationStatus
         if any(video.status is status for video in videos)
     )
     summary = f"{len(videos)} video(s) in the journal" + (f": {counts}." if counts else ".")
+    listing = VideoList(videos=videos, uncertain_creates=uncertain, next_step=next_step)
     return CallToolResult(
         content=[TextContent(type="text", text=f"{summary} {next_step}")],
-        structured_content=VideoList(videos=videos, next_step=next_step).model_dump(mode="json"),
+        structured_content=listing.model_dump(mode="json"),
     )
 
 

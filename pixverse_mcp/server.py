@@ -22,6 +22,7 @@ from pixverse_mcp.app import App, open_app
 from pixverse_mcp.arguments import StrictArgumentsTool, bind_settings
 from pixverse_mcp.config import Settings
 from pixverse_mcp.results import journal_document
+from pixverse_mcp.storage import StorageError
 from pixverse_mcp.tools import TOOLS
 
 INSTRUCTIONS = """\
@@ -97,11 +98,14 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
 
 async def generation_resource(generation_id: str, ctx: Context[App, Any]) -> str:
     """The journal's document for one generation (the `pixverse://generations/{id}` resource)."""
-    journal = ctx.request_context.lifespan_context.journal
-    entry = await journal.get(generation_id)
-    if entry is None:
-        raise ResourceError(f"No generation {generation_id} in the journal")
-    return journal_document(entry, await journal.status_history(generation_id))
+    storage = ctx.request_context.lifespan_context.storage
+    try:
+        entry = await storage.get(generation_id)
+        if entry is None:
+            raise ResourceError(f"No generation {generation_id} in the journal")
+        return journal_document(entry, await storage.status_history(generation_id))
+    except StorageError as exc:
+        raise ResourceError(str(exc)) from exc
 
 
 async def _healthz(request: Request) -> Response:

@@ -1,17 +1,26 @@
-"""What a video request goes through, whoever makes it (an MCP tool or the command line): start or re-attach,
-journal, wait, save. The MCP server and the CLI are thin front ends over `VideoService`.
+"""What a video request goes through, whoever makes it (an MCP tool, a protocol task, the command line): claim,
+create or re-attach, journal, wait, save. The front ends are thin layers over `VideoService`.
+
+Money first: a create is claimed in storage before it is sent (the intent survives a crash), refused there when it
+would pass the day's spending cap, and an identical one in flight (in this process or another replica) is joined
+instead of paid again. Waits share one poller per generation: in this process (the client's shared watch) and
+across processes (a lease in storage: the other waiters read what the holder journals, and take over if it dies).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import sqlite3
+import os
+import socket
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -19,21 +28,59 @@ import anyio.to_thread
 from pixverse_mcp.client import DownloadedVideo, PixVerseClient, WaitUpdate, safe_video_file_name
 from pixverse_mcp.config import Settings
 from pixverse_mcp.errors import (
+    CreateOutcomeUnknownError,
     DownloadError,
     GenerationFailedError,
     GenerationLookupError,
     InvalidArgumentError,
     PixVerseError,
+    SpendingCapError,
     WaitTimeoutError,
 )
-from pixverse_mcp.journal import Journal, JournalEntry, request_key
 from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest
 from pixverse_mcp.preview import ContactSheet, contact_sheet
+from pixverse_mcp.storage import (
+    CREATE_GRACE_SECONDS,
+    Budget,
+    CreateInProgress,
+    JournalEntry,
+    OverBudget,
+    Proceed,
+    Reattach,
+    Storage,
+    StorageError,
+    utc_midnight,
+)
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 ProgressCallback = Callable[[WaitUpdate], Awaitable[None]]
 """What the front ends give a wait: a coroutine that hears every update (progress bars, MCP notifications)."""
+
+# How often a caller waiting for an identical create in progress (here or on another replica) looks for its id.
+_JOIN_POLL_SECONDS: Final = 0.05
+_CHECK_BEFORE_RETRYING: Final = (
+    "Do not simply create it again: it may already be generating and charged. Check your AI/ML API usage page "
+    "(https://aimlapi.com/app/billing) first, or pass force_new to create another anyway."
+)
+
+
+def request_key(request: VideoRequest, api: str) -> str:
+    """A digest of everything that defines a video and where it was sent (`api`: the base URL, so a sandbox's
+    generation is never mistaken for one of the real API's): equal requests to one API, equal keys."""
+    return hashlib.sha256(json.dumps([api, request.to_body()], sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Started:
+    """A generation this call is about: new, or an identical one it re-attached to."""
+
+    generation: Generation
+    reattached: bool = False
+    elapsed_before: float = 0.0
+    """How long ago it was created (a re-attached one may be well under way)."""
+    journal_error: str | None = None
+    """Why its id could not be journaled (it is still returned: nothing is lost while the caller has it)."""
 
 
 @dataclass(frozen=True)
@@ -49,18 +96,29 @@ class Outcome:
     """True when an identical in-flight generation was re-used instead of paying for a new one."""
     saved: DownloadedVideo | None = None
     save_error: str | None = None
+    journal_error: str | None = None
+
+
+class _LeaseLost(Exception):
+    """Another process now polls this generation: follow it instead."""
+
+
+class _LeaseFree(Exception):
+    """Nobody polls this generation any more: take it over."""
 
 
 class VideoService:
     """Start, re-attach, wait for and save generations, journaling every id before anyone else sees it."""
 
-    def __init__(self, client: PixVerseClient, journal: Journal, settings: Settings) -> None:
+    def __init__(self, client: PixVerseClient, storage: Storage, settings: Settings) -> None:
         self.client = client
-        self.journal = journal
+        self.storage = storage
         self.settings = settings
-        self._create_locks: dict[str, anyio.Lock] = {}
+        self.instance = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        """This process's name in storage, as the holder of its polling leases: host/pid/random."""
         self._waits: set[anyio.CancelScope] = set()
         self._draining = False
+        self._lease_renewed: dict[str, float] = {}
 
     def drain(self) -> None:
         """End every wait now with its current state (for a graceful shutdown); later waits return at once.
@@ -80,14 +138,95 @@ class VideoService:
             return policy.expected_seconds(resolution, duration)
         return policy.expected_seconds()
 
-    async def start(self, request: VideoRequest) -> Generation:
-        """Create a new generation and journal it before returning. Raises `PixVerseError` if it was not created."""
-        generation = await self.client.create(request)
-        await self._journal(self.journal.record_created(generation, request, key=self._key(request)))
-        return generation
+    async def start(self, request: VideoRequest, *, force_new: bool = True) -> Started:
+        """Create a generation (or, unless `force_new`, re-attach to an identical one in flight) and journal it
+        before returning.
 
-    def _key(self, request: VideoRequest) -> str:
-        return request_key(request, self.settings.base_url)
+        Raises `SpendingCapError` over the day's cap and `StorageError` when the claim cannot be recorded (nothing
+        sent either way), `CreateOutcomeUnknownError` when it may have been accepted without an answer, another
+        `PixVerseError` when it was refused.
+        """
+        key = request_key(request, self.settings.base_url)
+        body = request.to_body()
+        window = self.settings.reattach_window_seconds
+        while True:
+            reattach_since = None if force_new or window <= 0 else time.time() - window
+            claim = await self.storage.claim_create(body, key, reattach_since=reattach_since, budget=self._budget())
+            if isinstance(claim, Reattach):
+                logger.info("re-attaching to in-flight generation %s", _printable(claim.entry.generation_id))
+                return _reattached(claim.entry)
+            if isinstance(claim, OverBudget):
+                cap = self.settings.daily_budget_usd or 0.0
+                raise SpendingCapError(cap_usd=cap, spent_usd=claim.spent_usd, estimate_usd=claim.estimate_usd)
+            if isinstance(claim, CreateInProgress):
+                joined = await self._join(claim.intent_id)
+                if joined is not None:
+                    return joined
+                continue  # that create was refused (nothing accepted): claim again
+            assert isinstance(claim, Proceed)
+            return await self._create(request, body, key, claim.intent_id)
+
+    async def _create(self, request: VideoRequest, body: dict[str, object], key: str, intent_id: str) -> Started:
+        try:
+            generation = await self.client.create(request)
+        except CreateOutcomeUnknownError as exc:
+            await self._abandon(intent_id, outcome_unknown=True, detail=str(exc))
+            raise
+        except PixVerseError as exc:
+            await self._abandon(intent_id, outcome_unknown=False, detail=str(exc))
+            raise
+        except BaseException:
+            # Cancelled (or worse) while the request was out: it may have been accepted. The intent says so.
+            await self._abandon(intent_id, outcome_unknown=True, detail="the call ended while the create was sent")
+            raise
+        try:
+            await self.storage.complete_create(intent_id, generation, dict(body), key)
+        except StorageError as exc:
+            logger.error("generation %s could not be journaled: %s", _printable(generation.id), exc)
+            return Started(generation, journal_error=str(exc))
+        return Started(generation)
+
+    async def _abandon(self, intent_id: str, *, outcome_unknown: bool, detail: str) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.storage.abandon_create(intent_id, outcome_unknown=outcome_unknown, detail=detail)
+            except StorageError as exc:
+                logger.error("could not update the create intent %s: %s", intent_id, exc)
+
+    async def _join(self, intent_id: str) -> Started | None:
+        """Wait for an identical create in progress; its generation, or None if it was refused (claim again)."""
+        with anyio.move_on_after(CREATE_GRACE_SECONDS):
+            while True:
+                entry = await self.storage.created_by(intent_id)
+                if entry is not None:
+                    return _reattached(entry)
+                pending = await self.storage.pending_create(intent_id)
+                if pending is None:
+                    return None
+                if pending.outcome_unknown:
+                    break
+                await anyio.sleep(_JOIN_POLL_SECONDS)
+        raise CreateOutcomeUnknownError(
+            f"An identical create was sent moments ago and no answer came back for it, so it may have been "
+            f"accepted. {_CHECK_BEFORE_RETRYING}"
+        )
+
+    def _budget(self) -> Budget | None:
+        cap = self.settings.daily_budget_usd
+        if cap is None:
+            return None
+        return Budget(cap, self.settings.cost_estimate_usd, utc_midnight(time.time()))
+
+    async def left_today(self) -> float | None:
+        """What the spending cap leaves for the rest of the UTC day (None without a cap, or if unknown)."""
+        cap = self.settings.daily_budget_usd
+        if cap is None:
+            return None
+        try:
+            spent = await self.storage.spent_since(utc_midnight(time.time()))
+        except StorageError:
+            return None
+        return max(0.0, cap - spent)
 
     async def generate(
         self,
@@ -104,21 +243,22 @@ class VideoService:
         caller with an estimate. Raises `PixVerseError` when nothing was created, `GenerationLookupError` (with the
         id) when the status could not be read.
         """
-        key = self._key(request)
-        lock = self._create_locks.setdefault(key, anyio.Lock())
-        try:
-            async with lock:  # two identical calls at once: the second re-attaches to the first's generation
-                existing = None if force_new else await self._in_flight(key)
-                generation = existing.as_generation() if existing else await self.start(request)
-        finally:
-            if not lock.statistics().tasks_waiting:
-                self._create_locks.pop(key, None)
-        if existing is not None:
-            logger.info("re-attaching to in-flight generation %s instead of creating a new one", generation.id)
+        started = await self.start(request, force_new=force_new)
+        return await self.wait_started(started, request, timeout=timeout, save=save, on_update=on_update)
+
+    async def wait_started(
+        self,
+        started: Started,
+        request: VideoRequest,
+        *,
+        timeout: float,
+        save: bool | None = None,
+        on_update: ProgressCallback | None = None,
+    ) -> Outcome:
+        """Wait up to `timeout` seconds for a generation `start` returned (a protocol task waits here, later)."""
         expected = self.client.polling_policy.expected_seconds(request.resolution, request.duration)
-        elapsed_before = time.time() - existing.created_at if existing else 0.0
-        outcome = await self._wait(generation, timeout, expected, elapsed_before, save, on_update)
-        return replace(outcome, reattached=existing is not None)
+        outcome = await self._wait(started.generation, timeout, expected, started.elapsed_before, save, on_update)
+        return replace(outcome, reattached=started.reattached, journal_error=started.journal_error)
 
     async def status(
         self,
@@ -132,13 +272,13 @@ class VideoService:
 
         The cost (`usage`) comes from the journal: status responses do not carry it, the create response did.
         """
-        entry = await self._journal(self.journal.get(generation_id))
+        entry = await self._journal(self.storage.get(generation_id))
         if wait_seconds <= 0:
             try:
                 generation = await self.client.get(generation_id)
             except PixVerseError as exc:
                 raise GenerationLookupError.from_error(exc, generation_id=generation_id) from exc
-            await self._journal(self.journal.record_status(generation))
+            await self._journal(self.storage.record_status(generation))
             generation = _with_usage(generation, entry.usage if entry else None)
             return await self._finish(generation, save, elapsed=None, remaining=None)
         known = entry.as_generation() if entry else Generation(id=generation_id, status=GenerationStatus.UNKNOWN)
@@ -157,12 +297,10 @@ class VideoService:
     ) -> Outcome:
         latest = generation
 
-        async def journal_and_forward(update: WaitUpdate) -> None:
+        async def hear(update: WaitUpdate) -> None:
             nonlocal latest
             if update.generation is not None:
                 latest = _with_usage(update.generation, generation.usage)
-            if update.status_changed and update.generation is not None:
-                await self._journal(self.journal.record_status(update.generation))
             if on_update is not None:
                 await on_update(update)
 
@@ -178,15 +316,9 @@ class VideoService:
         self._waits.add(scope)
         try:
             with scope:
-                final = await self.client.wait(
-                    generation.id,
-                    timeout=timeout,
-                    on_update=journal_and_forward,
-                    expected_seconds=expected,
-                    elapsed_before=elapsed_before,
-                )
+                final = await self._watch(generation.id, started + timeout, expected, elapsed_before, hear)
             if scope.cancelled_caught:
-                logger.info("wait for generation %s ended early: the server is shutting down", generation.id)
+                logger.info("wait for %s ended early: the server is shutting down", _printable(generation.id))
                 return still_running()
         except WaitTimeoutError:
             return still_running()
@@ -200,12 +332,115 @@ class VideoService:
         except PixVerseError as exc:
             raise GenerationLookupError.from_error(exc, generation_id=generation.id) from exc
         except anyio.get_cancelled_exc_class():
-            logger.warning("wait for generation %s cancelled; it goes on upstream and is in the journal", generation.id)
+            logger.warning("wait for %s cancelled; it goes on upstream and is journaled", _printable(generation.id))
             raise
         finally:
             self._waits.discard(scope)
         final = _with_usage(final, generation.usage)
         return await self._finish(final, save, elapsed=anyio.current_time() - started, remaining=None)
+
+    async def _watch(
+        self, generation_id: str, deadline: float, expected: float, elapsed_before: float, hear: ProgressCallback
+    ) -> Generation:
+        """Poll the API while this process holds the generation's lease; else follow whoever does, through storage.
+
+        Returns the completed generation; raises `GenerationFailedError`, or `WaitTimeoutError` at `deadline`.
+        """
+        watch_started = anyio.current_time()
+        while True:
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"Generation {generation_id} is not finished", generation_id=generation_id)
+            if not await self._take_lease(generation_id):
+                try:
+                    return await self._follow(generation_id, deadline, expected, elapsed_before, hear)
+                except _LeaseFree:
+                    continue
+
+            async def journal_and_hear(update: WaitUpdate) -> None:
+                if update.status_changed and update.generation is not None:
+                    await self._journal(self.storage.record_status(update.generation))
+                await hear(update)
+
+            try:
+                return await self.client.wait(
+                    generation_id,
+                    timeout=remaining,
+                    on_update=journal_and_hear,
+                    expected_seconds=expected,
+                    elapsed_before=elapsed_before + anyio.current_time() - watch_started,
+                    before_poll=lambda: self._keep_lease(generation_id),
+                )
+            except _LeaseLost:
+                logger.info("another process now polls %s; following it", _printable(generation_id))
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._release_lease(generation_id)
+
+    async def _take_lease(self, generation_id: str) -> bool:
+        ttl = self.settings.lease_seconds
+        try:
+            holder = await self.storage.hold_lease(generation_id, self.instance, ttl_seconds=ttl)
+            if holder is not None and _is_dead_here(holder):
+                # A process of this machine that is gone (a restart): no need to wait out its lease.
+                holder = await self.storage.hold_lease(generation_id, self.instance, ttl_seconds=ttl, replacing=holder)
+        except StorageError as exc:
+            logger.warning("no polling lease for %s (%s): polling it anyway", _printable(generation_id), exc)
+            return True
+        if holder is None:
+            self._lease_renewed[generation_id] = anyio.current_time()
+        return holder is None
+
+    async def _keep_lease(self, generation_id: str) -> None:
+        renewed = self._lease_renewed.get(generation_id, 0.0)
+        if anyio.current_time() - renewed < self.settings.lease_seconds / 3:
+            return
+        if not await self._take_lease(generation_id):
+            raise _LeaseLost
+
+    async def _release_lease(self, generation_id: str) -> None:
+        self._lease_renewed.pop(generation_id, None)
+        try:
+            await self.storage.release_lease(generation_id, self.instance)
+        except StorageError as exc:
+            logger.warning("could not release the polling lease on %s: %s", _printable(generation_id), exc)
+
+    async def _follow(
+        self, generation_id: str, deadline: float, expected: float, elapsed_before: float, hear: ProgressCallback
+    ) -> Generation:
+        """Wait on what another process's poller journals: no request to the API from here. Heartbeats as usual;
+        take over (raise `_LeaseFree`) when that process stops renewing its lease."""
+        policy = self.client.polling_policy
+        started = anyio.current_time()
+        last_status: GenerationStatus | None = None
+        last_heard = started
+        next_takeover = started + self.settings.lease_seconds / 3
+        while True:
+            now = anyio.current_time()
+            entry = await self.storage.get(generation_id)
+            current = entry.as_generation() if entry is not None else None
+            changed = current is not None and current.status is not last_status
+            if changed or now - last_heard >= policy.heartbeat_seconds:
+                elapsed = elapsed_before + now - started
+                await hear(WaitUpdate(generation_id, current, elapsed, expected, status_changed=changed))
+                last_heard = now
+                last_status = current.status if current is not None else None
+            if current is not None and current.status is GenerationStatus.COMPLETED:
+                return current
+            if current is not None and current.status is GenerationStatus.FAILED:
+                raise GenerationFailedError(
+                    f"Generation {generation_id} failed: {current.error}",
+                    generation_id=generation_id,
+                    generation=current,
+                )
+            if now >= deadline:
+                raise WaitTimeoutError(f"Generation {generation_id} is not finished", generation_id=generation_id)
+            if now >= next_takeover:
+                if await self._take_lease(generation_id):
+                    raise _LeaseFree
+                next_takeover = now + self.settings.lease_seconds / 3
+            wake = min(deadline, last_heard + policy.heartbeat_seconds, next_takeover)
+            await self.storage.wait_for_change(generation_id, timeout=max(0.0, wake - now))
 
     async def _finish(
         self, generation: Generation, save: bool | None, *, elapsed: float | None, remaining: float | None
@@ -223,7 +458,7 @@ class VideoService:
 
     async def _save(self, generation_id: str, url: str) -> DownloadedVideo:
         """Download once: a file the journal already has (and that still exists) is reused."""
-        entry = await self._journal(self.journal.get(generation_id))
+        entry = await self._journal(self.storage.get(generation_id))
         if (
             entry is not None
             and entry.local_path is not None
@@ -237,7 +472,7 @@ class VideoService:
             file_name=safe_video_file_name(generation_id),
             max_bytes=self.settings.max_download_bytes,
         )
-        await self._journal(self.journal.record_download(generation_id, saved.path, saved.size))
+        await self._journal(self.storage.record_download(generation_id, saved.path, saved.size))
         return saved
 
     async def preview(
@@ -253,7 +488,7 @@ class VideoService:
             return await self._sheet(self._inside_videos_dir(path), frames)
         if generation_id is None:
             raise InvalidArgumentError("give a generation_id or a path")
-        entry = await self._journal(self.journal.get(generation_id))
+        entry = await self._journal(self.storage.get(generation_id))
         if entry is not None and entry.local_path and await anyio.Path(entry.local_path).is_file():
             return await self._sheet(Path(entry.local_path), frames)
         generation = await self.client.get(generation_id)
@@ -281,19 +516,37 @@ class VideoService:
     async def _sheet(video: Path, frames: int) -> ContactSheet:
         return await anyio.to_thread.run_sync(lambda: contact_sheet(video, frames=frames))
 
-    async def _in_flight(self, key: str) -> JournalEntry | None:
-        window = self.settings.reattach_window_seconds
-        if window <= 0:
-            return None
-        return await self._journal(self.journal.find_in_flight(key, newer_than=time.time() - window))
-
     async def _journal(self, operation: Awaitable[_T]) -> _T | None:
-        """Run a journal operation; a broken journal is logged, never allowed to lose the caller's result."""
+        """A journal write or read that must not cost the caller its result: logged, never raised."""
         try:
             return await operation
-        except (sqlite3.Error, OSError) as exc:
-            logger.error("journal unavailable (%s): generation ids are only in tool results and logs", exc)
+        except StorageError as exc:
+            logger.error("%s", exc)
             return None
+
+
+def _is_dead_here(holder: str) -> bool:
+    """Whether a lease holder ("host/pid/random") is a process of this machine that no longer runs."""
+    host, _, rest = holder.partition("/")
+    pid, _, _ = rest.partition("/")
+    if os.name == "nt" or host != socket.gethostname() or not pid.isdigit():
+        return False  # (on Windows, os.kill would end the process it asks about)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (perhaps another user's): not ours to judge
+    return False
+
+
+def _reattached(entry: JournalEntry) -> Started:
+    return Started(entry.as_generation(), reattached=True, elapsed_before=max(0.0, time.time() - entry.created_at))
+
+
+def _printable(generation_id: str) -> str:
+    """An id for a log line: escaped, and cut short (an upstream may send anything as an id)."""
+    return repr(generation_id[:300])[1:-1]
 
 
 def _with_usage(generation: Generation, usage: dict[str, object] | None) -> Generation:

@@ -25,11 +25,14 @@ from pixverse_mcp.client import WaitUpdate
 from pixverse_mcp.config import Settings
 from pixverse_mcp.errors import GenerationLookupError, MissingAPIKeyError, PixVerseError
 from pixverse_mcp.explain import describe_validation_error, request_properties
-from pixverse_mcp.journal import Journal
 from pixverse_mcp.logs import configure_logging
 from pixverse_mcp.models import GenerationStatus, VideoRequest
-from pixverse_mcp.results import journal_video, progress_message
+from pixverse_mcp.results import journal_video, progress_message, uncertain_create
 from pixverse_mcp.service import Outcome, VideoService
+from pixverse_mcp.storage import Storage, StorageError
+
+# How many days of spending `list` shows.
+SPEND_DAYS = 7
 
 
 class ExitCode(IntEnum):
@@ -73,7 +76,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     commands: dict[str, Callable[[App], Awaitable[int]]] = {
         "generate": lambda app: _generate(_service(app, errors), args, session, errors),
         "status": lambda app: _status(_service(app, errors), args, session, errors),
-        "list": lambda app: _list(app.journal, args),
+        "list": lambda app: _list(app.storage, args, errors),
     }
     try:
         return anyio.run(_in_app, settings, commands[args.command])
@@ -112,13 +115,16 @@ async def _generate(service: VideoService, args: argparse.Namespace, session: _S
         errors.print(f"Invalid request: {describe_validation_error(exc, request_properties())}")
         return ExitCode.INVALID
     try:
-        generation = await service.start(request)
+        started = await service.start(request)
     except PixVerseError as exc:
         errors.print(str(exc))
         return _exit_code_for(exc)
-    session.generation_id = generation.id
-    errors.print(f"Started generation {generation.id}")
-    outcome = await _wait_with_bar(service, generation.id, args.timeout, errors)
+    generation_id = started.generation.id
+    session.generation_id = generation_id
+    errors.print(f"Started generation {generation_id}")
+    if started.journal_error:
+        errors.print(f"It could not be journaled ({started.journal_error}): keep this id.")
+    outcome = await _wait_with_bar(service, generation_id, args.timeout, errors)
     return _report(outcome, errors) if isinstance(outcome, Outcome) else outcome
 
 
@@ -178,23 +184,47 @@ def _report(outcome: Outcome, errors: Console) -> int:
     return ExitCode.STILL_RUNNING
 
 
-async def _list(journal: Journal, args: argparse.Namespace) -> int:
+async def _list(storage: Storage, args: argparse.Namespace, errors: Console) -> int:
     """A table on a terminal; one tab-separated line per generation for a script (created, status, id, video,
-    prompt: the prompt last, as the one field that may contain spaces)."""
-    videos = [journal_video(entry) for entry in await journal.recent(limit=args.limit)]
+    prompt: the prompt last, as the one field that may contain spaces). Creates without an answer are listed as
+    `outcome_unknown` (no id); the spend per UTC day follows (on stderr for a script)."""
+    try:
+        videos = [journal_video(entry) for entry in await storage.recent(limit=args.limit)]
+        uncertain = [uncertain_create(create) for create in await storage.pending_creates(limit=args.limit)]
+        spend = await storage.daily_spend(days=SPEND_DAYS)
+    except StorageError as exc:
+        errors.print(str(exc))
+        return ExitCode.CONFIGURATION
+    rows = [
+        (video.created_at, video.status.value, video.generation_id, video.local_path or video.video_url, video.prompt)
+        for video in videos
+    ] + [(create.created_at, create.state, None, None, create.prompt) for create in uncertain]
+    rows.sort(key=lambda row: row[0], reverse=True)
     if not sys.stdout.isatty():
-        for video in videos:
-            fields = [video.created_at, video.status.value, video.generation_id, video.local_path or video.video_url]
-            print("\t".join([*(field or "-" for field in fields), " ".join((video.prompt or "").split())]))
+        for created, status, generation_id, where, prompt in rows:
+            fields = [created, status, generation_id, where]
+            print("\t".join([*(field or "-" for field in fields), " ".join((prompt or "").split())]))
+        for day, dollars, count in spend:
+            errors.print(f"spent {day}: ${dollars:.2f} ({count} videos)")
         return ExitCode.DONE
     table = Table("created (UTC)", "status", "prompt")
     # Ids and paths are for copying: fold them onto more lines rather than cut them short.
     table.add_column("generation id", overflow="fold")
     table.add_column("video", overflow="fold")
-    for video in videos:
-        where = video.local_path or video.video_url or ""
-        table.add_row(video.created_at, video.status.value, (video.prompt or "")[:40], video.generation_id, where)
-    Console().print(table)
+    for created, status, generation_id, where, prompt in rows:
+        table.add_row(created, status, (prompt or "")[:40], generation_id or "-", where or "")
+    console = Console()
+    console.print(table)
+    if any(create.state == "outcome_unknown" for create in uncertain):
+        console.print(
+            "outcome_unknown: a create was sent and no answer came back; it may have been charged. Check "
+            "https://aimlapi.com/app/billing before creating it again."
+        )
+    if spend:
+        spent = Table("day (UTC)", "spent", "videos", title="Spend per day")
+        for day, dollars, count in spend:
+            spent.add_row(day, f"${dollars:.2f}", str(count))
+        console.print(spent)
     return ExitCode.DONE
 
 

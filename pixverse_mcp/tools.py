@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import Field
 
@@ -26,22 +25,23 @@ from pixverse_mcp.arguments import (
     WaitSecondsArg,
 )
 from pixverse_mcp.client import WaitUpdate
-from pixverse_mcp.errors import GenerationLookupError, PixVerseError
+from pixverse_mcp.errors import PixVerseError
 from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, GenerationStatus, VideoRequest
 from pixverse_mcp.preview import INSTALL_HINT, MAX_FRAMES, preview_available
 from pixverse_mcp.results import (
     PreviewResult,
     VideoList,
     VideoResult,
-    error_result,
     list_result,
     outcome_result,
     preview_image,
     preview_result,
+    problem_result,
     progress_message,
-    status_call,
+    refusal_result,
 )
 from pixverse_mcp.service import Outcome, VideoService
+from pixverse_mcp.storage import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,14 @@ async def create_video(ctx: AppContext, video: VideoRequest) -> VideoToolResult:
     generation_id you already have.
     """
     app = _app(ctx)
-    service = _service(app)
     try:
-        generation = await service.start(video)
+        service = app.require_service()
+        started = await service.start(video)
     except PixVerseError as exc:
-        return error_result(str(exc))
+        return await _problem(app, exc)
     expected = service.client.polling_policy.expected_seconds(video.resolution, video.duration)
-    return _report(app, Outcome(generation, remaining_seconds=expected))
+    outcome = Outcome(started.generation, remaining_seconds=expected, journal_error=started.journal_error)
+    return await _report(app, outcome)
 
 
 async def get_video_status(
@@ -82,12 +83,12 @@ async def get_video_status(
     """
     app = _app(ctx)
     try:
-        outcome = await _service(app).status(
+        outcome = await app.require_service().status(
             generation_id, wait_seconds=wait_seconds, save=save_to_disk, on_update=ProgressReporter(ctx)
         )
-    except GenerationLookupError as exc:
-        return _lookup_failed(app, exc)
-    return _report(app, outcome)
+    except PixVerseError as exc:
+        return await _problem(app, exc)
+    return await _report(app, outcome)
 
 
 async def generate_video_blocking(
@@ -120,8 +121,8 @@ async def generate_video_blocking(
     to it instead of paying for another.
     """
     app = _app(ctx)
-    service = _service(app)
     try:
+        service = app.require_service()
         outcome = await service.generate(
             video,
             timeout=timeout_seconds or app.settings.wait_budget_seconds,
@@ -129,11 +130,9 @@ async def generate_video_blocking(
             save=save_to_disk,
             on_update=ProgressReporter(ctx),
         )
-    except GenerationLookupError as exc:
-        return _lookup_failed(app, exc)
     except PixVerseError as exc:
-        return error_result(str(exc))
-    result = _report(app, outcome)
+        return await _problem(app, exc)
+    result = await _report(app, outcome)
     if preview and outcome.generation.status is GenerationStatus.COMPLETED:
         result.content.append(await _preview_or_note(service, outcome.generation.id))
     return result
@@ -157,14 +156,14 @@ async def preview_video(
     done. Give generation_id (or the path of a saved video). Needs the pixverse-mcp[preview] extra.
     """
     if not preview_available():
-        raise ToolError(INSTALL_HINT)
+        return refusal_result(INSTALL_HINT)
     if (generation_id is None) == (path is None):
-        raise ToolError("Give exactly one of generation_id or path.")
-    service = _service(_app(ctx))
+        return refusal_result("Give exactly one of generation_id or path.")
     try:
+        service = _app(ctx).require_service()
         sheet = await service.preview(generation_id=generation_id, path=Path(path) if path else None, frames=frames)
     except PixVerseError as exc:
-        return error_result(str(exc), generation_id=generation_id)
+        return refusal_result(f"{exc} (generation {generation_id})" if generation_id else str(exc))
     return preview_result(sheet, generation_id=generation_id, path=path)
 
 
@@ -179,8 +178,12 @@ async def list_videos(
     fresh one. Works without an API key.
     """
     app = _app(ctx)
-    entries = await app.journal.recent(limit=limit, status=GenerationStatus(status) if status else None)
-    return list_result(entries, continue_wait_seconds=app.settings.wait_budget_seconds)
+    try:
+        entries = await app.storage.recent(limit=limit, status=GenerationStatus(status) if status else None)
+        pending = [] if status else await app.storage.pending_creates(limit=limit)
+    except StorageError as exc:
+        return refusal_result(str(exc))
+    return list_result(entries, pending, continue_wait_seconds=app.settings.wait_budget_seconds)
 
 
 class ToolEntry(NamedTuple):
@@ -198,10 +201,11 @@ def _hints(*, read_only: bool, idempotent: bool, open_world: bool = True) -> Too
 
 
 # Titles and hints per MCP's tool annotations: every tool talks to an outside service (open world) except the journal
-# listing; the status check and the listing only read; creating is never idempotent (a new, paid video).
+# listing; the listing and the preview only read (the status check journals and may save the video: not read-only,
+# but asking twice changes nothing more); creating is never idempotent (a new, paid video).
 TOOLS = (
     ToolEntry(create_video, "Start a video", _hints(read_only=False, idempotent=False)),
-    ToolEntry(get_video_status, "Check a video", _hints(read_only=True, idempotent=True)),
+    ToolEntry(get_video_status, "Check a video", _hints(read_only=False, idempotent=True)),
     ToolEntry(generate_video_blocking, "Generate a video and wait", _hints(read_only=False, idempotent=False)),
     ToolEntry(list_videos, "List my videos", _hints(read_only=True, idempotent=True, open_world=False)),
     ToolEntry(preview_video, "Preview a video", _hints(read_only=True, idempotent=True)),
@@ -212,15 +216,24 @@ def _app(ctx: AppContext) -> App:
     return ctx.request_context.lifespan_context
 
 
-def _service(app: App) -> VideoService:
-    try:
-        return app.require_service()
-    except PixVerseError as exc:
-        raise ToolError(str(exc)) from exc
+async def _report(app: App, outcome: Outcome) -> CallToolResult:
+    return outcome_result(
+        outcome,
+        continue_wait_seconds=app.settings.wait_budget_seconds,
+        budget_left_usd=await _left_today(app),
+    )
 
 
-def _report(app: App, outcome: Outcome) -> CallToolResult:
-    return outcome_result(outcome, continue_wait_seconds=app.settings.wait_budget_seconds)
+async def _problem(app: App, error: PixVerseError) -> CallToolResult:
+    return problem_result(
+        error,
+        continue_wait_seconds=app.settings.wait_budget_seconds,
+        budget_left_usd=await _left_today(app),
+    )
+
+
+async def _left_today(app: App) -> float | None:
+    return await app.service.left_today() if app.service is not None else None
 
 
 async def _preview_or_note(service: VideoService, generation_id: str) -> ContentBlock:
@@ -231,16 +244,6 @@ async def _preview_or_note(service: VideoService, generation_id: str) -> Content
         return preview_image(await service.preview(generation_id=generation_id))
     except PixVerseError as exc:
         return TextContent(type="text", text=f"No preview: {exc}")
-
-
-def _lookup_failed(app: App, exc: GenerationLookupError) -> CallToolResult:
-    reason = str(exc).rstrip(".")
-    if exc.not_found:
-        advice = "Check the generation_id (list_videos shows the ones this server started)."
-    else:
-        budget = app.settings.wait_budget_seconds
-        advice = f"The generation may still be running: check it later with {status_call(exc.generation_id, budget)}."
-    return error_result(f"{reason}. {advice}", generation_id=exc.generation_id)
 
 
 class ProgressReporter:

@@ -12,6 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
+from tests.postgres_server import RunningPostgres
 
 # Sandbox timings for tests: a generation takes about 1.3 s instead of 35 s.
 FAST_SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=1.0)
@@ -60,3 +61,13 @@ async def stdio_client(env: dict[str, str], *args: str, **client_options: object
     params = StdioServerParameters(command=sys.executable, args=["-m", "pixverse_mcp", *args], env=env)
     async with Client(params, **client_options) as client:  # type: ignore[arg-type]
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[RunningPostgres]:
+    """A real PostgreSQL server for the whole session (each test takes a fresh database on it)."""
+    server = RunningPostgres.start()
+    try:
+        yield server
+    finally:
+        server.stop()

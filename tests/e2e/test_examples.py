@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.http_server import STATEFUL, served
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 # The examples run against the built-in sandbox (about 12 s a video); generous, not a performance bound.
 EXAMPLE_DEADLINE_SECONDS = 120

@@ -12,7 +12,7 @@ import jsonschema
 import pixverse_mcp
 from pixverse_mcp.config import ENVIRONMENT_VARIABLES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # shared/ lies beside the checkout, on developer machines and in CI alike.
 REGISTRY_SCHEMA = ROOT.parent / "shared" / "schemas" / "server.schema.json"
 # The fields the registry requires, for a machine without shared/ (the full schema is checked where it exists).

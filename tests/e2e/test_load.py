@@ -14,9 +14,9 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult, TextContent
 
-from pixverse_mcp.journal import Journal
 from pixverse_mcp.models import GenerationStatus
 from pixverse_mcp.sandbox import RunningSandbox
+from pixverse_mcp.storage.sqlite import SqliteStorage
 from tests.conftest import server_env, stdio_client
 
 pytestmark = pytest.mark.anyio
@@ -64,10 +64,10 @@ async def test_200_concurrent_blocking_generations_each_complete_with_their_own_
     assert stats["creates"] == stats["accepted"] == CONCURRENT_CALLS
     assert stats["rejected"] == 0
     # Nothing lost: every one of them is journaled, as completed.
-    journal = Journal(tmp_path / "state" / "journal.sqlite3")
+    journal = SqliteStorage(tmp_path / "state" / "journal.sqlite3")
     try:
         entries = await journal.recent(limit=CONCURRENT_CALLS * 2)
     finally:
-        journal.close()
+        await journal.close()
     assert {entry.generation_id for entry in entries} == generation_ids
     assert {entry.status for entry in entries} == {GenerationStatus.COMPLETED}

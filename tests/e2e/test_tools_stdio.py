@@ -8,7 +8,7 @@ The snapshot `tests/snapshots/tool_schemas.json` holds what `tools/list` publish
 inputSchema, outputSchema, annotations), so that a change to what agents see is always deliberate. After such a
 change, rewrite it with:
 
-    UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_tools_stdio.py -k snapshot
+    UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/e2e/test_tools_stdio.py -k snapshot
 
 and review the diff of the JSON file like any other change.
 """
@@ -43,7 +43,7 @@ from tests.stdio_support import (
 
 pytestmark = pytest.mark.anyio
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "tool_schemas.json"
+SNAPSHOT = Path(__file__).parents[1] / "snapshots" / "tool_schemas.json"
 SNAPSHOT_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 TOOL_NAMES = {"create_video", "get_video_status", "generate_video_blocking", "list_videos"}
 VIDEO_TOOLS = ("create_video", "get_video_status", "generate_video_blocking")
@@ -176,7 +176,7 @@ async def test_every_tool_has_a_title_an_output_schema_and_annotations(client: C
     assert "videos" in tools["list_videos"].output_schema["properties"]  # type: ignore[index]
 
     annotations = {name: tool.annotations for name, tool in tools.items()}
-    assert annotations["get_video_status"].read_only_hint is True  # type: ignore[union-attr]
+    assert annotations["get_video_status"].read_only_hint is False  # type: ignore[union-attr]  # it journals and saves
     assert annotations["list_videos"].read_only_hint is True  # type: ignore[union-attr]
     assert annotations["create_video"].read_only_hint is False  # type: ignore[union-attr]
     assert annotations["generate_video_blocking"].read_only_hint is False  # type: ignore[union-attr]
