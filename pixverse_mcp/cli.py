@@ -176,6 +176,7 @@ async def _serve_stdio(settings: Settings) -> None:
 
     from pixverse_mcp.app import open_app
     from pixverse_mcp.server import build_server
+    from pixverse_mcp.stdio import serve_stdio
 
     async with open_app(settings) as app, anyio.create_task_group() as group:
 
@@ -192,5 +193,5 @@ async def _serve_stdio(settings: Settings) -> None:
 
         if sys.platform != "win32":  # no SIGTERM handlers there: the host ends the process outright
             group.start_soon(stop_on_sigterm)
-        await build_server(settings, app).run_stdio_async()
+        await serve_stdio(build_server(settings, app))
         group.cancel_scope.cancel()
