@@ -1,5 +1,5 @@
 // The TypeScript MCP SDK's client driving pixverse-mcp over stdio, as hosts built on it do (default 60 s request
-// timeout, handshake protocol revision). Prints one JSON object for tests/test_typescript_client.py to check.
+// timeout, handshake protocol revision). Prints one JSON object for tests/e2e/test_typescript_client.py to check.
 //   node ts_client.mjs <python> [server args...]   (the server's environment is this process's)
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
