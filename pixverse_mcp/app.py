@@ -14,9 +14,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
+import anyio.to_thread
 import httpx
 
-from pixverse_mcp.client import PixVerseClient, default_timeout
+from pixverse_mcp.client import PixVerseClient, default_timeout, remove_leftover_downloads
 from pixverse_mcp.config import Settings
 from pixverse_mcp.errors import MissingAPIKeyError
 from pixverse_mcp.polling import PollingPolicy
@@ -55,6 +56,8 @@ async def open_app(
     the database or the disk until first used."""
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     storage = open_storage(database_url, settings.journal_path)
+    if removed := await anyio.to_thread.run_sync(remove_leftover_downloads, settings.videos_dir):
+        logger.info("removed %d unfinished download(s) from %s", removed, settings.videos_dir)
     try:
         if (key_error := settings.api_key_error) is not None:
             logger.warning("%s Every video tool will say how to fix it.", key_error.problem)

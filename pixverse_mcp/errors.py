@@ -15,7 +15,7 @@ PixVerseError                     .transient: trying again later may work
 │   └── UpstreamServerError       5xx and anything else unexpected
 ├── UnexpectedResponseError       2xx, but a body we cannot read (HTML page, no id, completed without URL)
 ├── CreateOutcomeUnknownError     the create request was sent but its answer was lost: it may have been accepted
-├── DownloadError                 fetching the finished video failed or was refused (size cap)
+├── DownloadError                 fetching the finished video failed or was refused (.timed_out)
 ├── SpendingCapError              the day's spending cap would be passed: nothing was sent
 ├── PreviewError                  a video could not be turned into a contact sheet
 │   └── PreviewUnavailableError   the preview extra (PyAV, Pillow) is not installed
@@ -158,7 +158,14 @@ class CreateOutcomeUnknownError(PixVerseError):
 
 
 class DownloadError(PixVerseError):
-    """Fetching a finished video failed, or was refused because it exceeds the size cap."""
+    """Fetching a finished video failed, or was refused (size cap, not a video, not the provider's storage).
+
+    `timed_out` is True when it only ran out of the time the call had left (trying again may well work).
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class SpendingCapError(PixVerseError):

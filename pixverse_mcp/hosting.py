@@ -6,7 +6,10 @@ Over HTTP the server spends its owner's credits for whoever can reach it, so:
 - Host and Origin are checked against an allow-list (loopback by default) against DNS rebinding (the SDK's
   transport security, which the MCP spec asks of HTTP servers);
 - `GET /healthz` answers without a token and says nothing but "ok" and the version;
-- on SIGTERM, in-flight waits end at once with their generation id, and the process exits within seconds.
+- on SIGTERM, in-flight waits end at once with their generation id, and the process exits within seconds;
+- abuse is bounded before authentication: a connection must send its request headers within
+  `REQUEST_HEADER_SECONDS` (idle or dripping sockets are closed), connections are capped, sessions expire when idle
+  and are capped, the open-file limit is raised to what the system allows, and repeated log lines are rate-limited.
 
 The token check is a small ASGI middleware rather than the SDK's `token_verifier`: that hook is OAuth resource-server
 auth, which advertises an authorization server; a static shared token has none.
@@ -15,6 +18,7 @@ auth, which advertises an authorization server; a static shared token has none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -27,6 +31,7 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pixverse_mcp import defaults
 from pixverse_mcp.app import open_app
@@ -39,6 +44,16 @@ LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 OPEN_PATHS: Final = frozenset({"/healthz"})
 # uvicorn waits this long for open connections (SSE streams stay open) before closing them on shutdown.
 GRACEFUL_SHUTDOWN_SECONDS: Final = 3
+# A shared token shorter than this could be guessed: refused when anyone beyond this machine can reach the server.
+MIN_TOKEN_LENGTH: Final = 16
+# A client has this long from connecting (or from its last answer) to send a request's headers; uvicorn alone
+# would keep a silent or dripping socket open forever, and enough of them lock everyone out.
+REQUEST_HEADER_SECONDS: Final = 10.0
+# Beyond these, new connections get 503 and new sessions are refused (each session holds ~40 KB).
+MAX_CONNECTIONS: Final = 1000
+MAX_SESSIONS: Final = 1000
+# A stateful session nobody used for this long is closed (the SDK's default is 30 minutes).
+SESSION_IDLE_SECONDS: Final = 600.0
 
 
 class HostingError(RuntimeError):
@@ -110,8 +125,16 @@ def _with_any_port(names: list[str]) -> list[str]:
 
 
 def check_exposure(settings: Settings, options: HttpOptions) -> None:
-    """Refuse to serve beyond loopback with no token, unless explicitly allowed."""
-    if options.host in LOOPBACK_HOSTS or settings.auth_token is not None or options.allow_unauthenticated:
+    """Refuse to serve beyond loopback with no token (unless explicitly allowed), or with a guessable one."""
+    if options.host in LOOPBACK_HOSTS:
+        return
+    token = settings.auth_token.get_secret_value() if settings.auth_token is not None else None
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise HostingError(
+            f"refusing to listen on {options.host} with a PIXVERSE_MCP_AUTH_TOKEN of {len(token)} characters: "
+            f"use at least {MIN_TOKEN_LENGTH} (for example: openssl rand -hex 32)."
+        )
+    if token is not None or options.allow_unauthenticated:
         return
     raise HostingError(
         f"refusing to listen on {options.host} without authentication: anyone who can reach it could spend your "
@@ -135,6 +158,8 @@ async def serve_http(settings: Settings, options: HttpOptions) -> None:
                 host=options.host,
                 stateless_http=options.stateless,
                 json_response=options.stateless,
+                session_idle_timeout=SESSION_IDLE_SECONDS,
+                max_sessions=MAX_SESSIONS,
             )
         if settings.auth_token is not None:
             asgi = BearerTokenMiddleware(asgi, settings.auth_token.get_secret_value())
@@ -145,9 +170,55 @@ async def serve_http(settings: Settings, options: HttpOptions) -> None:
             log_level=settings.log_level.lower(),
             log_config=None,  # keep our stderr handler: uvicorn's default config writes access lines to stdout
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            http=_HeaderDeadlineProtocol,
+            limit_concurrency=MAX_CONNECTIONS,
         )
+        raise_open_file_limit()
         service = app.service
         await _DrainingServer(config, on_exit=service.drain if service else None).serve()
+
+
+def raise_open_file_limit() -> None:
+    """Let the process hold as many sockets as the system allows (the usual soft limit, 1024, is reached by a
+    thousand idle connections long before `MAX_CONNECTIONS` can refuse them politely)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class _HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, plus a deadline for each request's headers: a connection that stays silent, or
+    drips its headers, is closed after `REQUEST_HEADER_SECONDS` instead of holding a socket forever."""
+
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(REQUEST_HEADER_SECONDS, self._expire)
+
+    def _expire(self) -> None:
+        waiting_for_headers = self.cycle is None or self.cycle.response_complete
+        if waiting_for_headers and not self.transport.is_closing():
+            self.transport.close()
 
 
 class _DrainingServer(uvicorn.Server):

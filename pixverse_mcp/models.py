@@ -8,6 +8,7 @@ The option types are `Literal` aliases rather than `Enum` classes on purpose: py
 from __future__ import annotations
 
 import logging
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, TypeGuard, get_args
 
@@ -41,6 +42,8 @@ MAX_SEED: Final = 2_147_483_647
 MAX_GENERATION_ID_LENGTH: Final = 256
 # At least one character that is not white space: a blank prompt is refused by the published schema itself.
 NOT_BLANK: Final = r"\S"
+# Unicode categories of characters that show something: letters, marks, numbers, punctuation, symbols.
+_VISIBLE: Final = frozenset("LMNPS")
 # What the provider bills in: 2,000,000 credits to the US dollar (its pricing pages).
 CREDITS_PER_USD: Final = 2_000_000
 
@@ -120,10 +123,19 @@ class VideoRequest(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt_has_text(cls, value: str) -> str:
-        # Python's idea of white space (it includes the \x1c-\x1f separators), the same as the API's.
-        if not value.strip():
-            raise ValueError("must contain some text, not only spaces")
+        # Python's idea of white space (it includes the \x1c-\x1f separators), the same as the API's; and a prompt
+        # of only invisible or control characters (zero-width spaces, BOMs, NULs) says nothing either: refused,
+        # not paid for.
+        if not any(unicodedata.category(character)[0] in _VISIBLE for character in value):
+            raise ValueError("must contain some text, not only spaces or invisible characters")
         return value.strip()
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _valid_unicode(cls, value: str | None) -> str | None:
+        if value is not None and clean_text(value) != value:
+            raise ValueError("contains a character that is not valid text (a lone surrogate or NUL)")
+        return value
 
     @field_validator("negative_prompt")
     @classmethod
@@ -212,8 +224,12 @@ class Generation(BaseModel):
         completion without a video URL: never pretend to succeed.
         """
         generation_id = payload.get("id") or payload.get("generation_id") or fallback_id
-        if not isinstance(generation_id, str) or not generation_id:
+        if not isinstance(generation_id, str) or not generation_id.strip():
             raise UnexpectedResponseError("the response carries no generation id")
+        if len(generation_id) > MAX_GENERATION_ID_LENGTH:
+            raise UnexpectedResponseError(
+                f"the response's generation id is {len(generation_id)} characters long, not an id this API gives"
+            )
         raw_status = payload.get("status")
         status = normalise_status(raw_status)
         video = payload.get("video")

@@ -19,6 +19,9 @@ INSTALL_HINT: Final = "Previews need the optional extra: pip install 'pixverse-m
 MAX_PREVIEW_BYTES: Final = 600_000
 MAX_SHEET_WIDTH: Final = 1024
 MAX_FRAMES: Final = 16
+# Frames larger than 4K are not decoded: one 8192x4320 frame takes hundreds of MB in the decoder, and no video of
+# this model is bigger than 1080p. A file announcing such frames is refused before anything is decoded.
+MAX_FRAME_PIXELS: Final = 3840 * 2160
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,14 @@ def contact_sheet(video: Path, *, frames: int = 4) -> ContactSheet:
 def _sample_frames(container: Any, count: int) -> tuple[list[Any], list[float]]:
     """Decode once, front to back, keeping only the first frame at or after each of `count` evenly spaced times
     (the middle of each equal slice), so memory holds `count` images whatever the video's length."""
+    if not container.streams.video:
+        return [], []
     stream = container.streams.video[0]
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if width * height > MAX_FRAME_PIXELS:
+        raise PreviewError(
+            f"the video's frames are {width}x{height}, larger than the 3840x2160 a preview decodes; not decoded"
+        )
     duration = _duration_seconds(container, stream)
     targets = [(index + 0.5) * duration / count for index in range(count)] if duration else [0.0] * count
     images: list[Any] = []

@@ -17,7 +17,8 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, TypeVar
@@ -25,7 +26,7 @@ from typing import Final, TypeVar
 import anyio
 import anyio.to_thread
 
-from pixverse_mcp.client import DownloadedVideo, PixVerseClient, WaitUpdate, safe_video_file_name
+from pixverse_mcp.client import DownloadedVideo, PixVerseClient, WaitUpdate, printable, safe_video_file_name
 from pixverse_mcp.config import Settings
 from pixverse_mcp.errors import (
     CreateOutcomeUnknownError,
@@ -54,6 +55,9 @@ from pixverse_mcp.storage import (
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# A call that must still save its video gets at least this long for it, past its budget if need be (the README's
+# "budget plus a small margin").
+DOWNLOAD_MARGIN_SECONDS: Final = 2.0
 ProgressCallback = Callable[[WaitUpdate], Awaitable[None]]
 """What the front ends give a wait: a coroutine that hears every update (progress bars, MCP notifications)."""
 
@@ -138,9 +142,10 @@ class VideoService:
             return policy.expected_seconds(resolution, duration)
         return policy.expected_seconds()
 
-    async def start(self, request: VideoRequest, *, force_new: bool = True) -> Started:
+    async def start(self, request: VideoRequest, *, force_new: bool = True, timeout: float | None = None) -> Started:
         """Create a generation (or, unless `force_new`, re-attach to an identical one in flight) and journal it
-        before returning.
+        before returning, within `timeout` seconds (default: the wait budget); a create cut short by it may have
+        been accepted, and says so.
 
         Raises `SpendingCapError` over the day's cap and `StorageError` when the claim cannot be recorded (nothing
         sent either way), `CreateOutcomeUnknownError` when it may have been accepted without an answer, another
@@ -149,11 +154,12 @@ class VideoService:
         key = request_key(request, self.settings.base_url)
         body = request.to_body()
         window = self.settings.reattach_window_seconds
+        deadline = anyio.current_time() + (self.settings.wait_budget_seconds if timeout is None else timeout)
         while True:
             reattach_since = None if force_new or window <= 0 else time.time() - window
             claim = await self.storage.claim_create(body, key, reattach_since=reattach_since, budget=self._budget())
             if isinstance(claim, Reattach):
-                logger.info("re-attaching to in-flight generation %s", _printable(claim.entry.generation_id))
+                logger.info("re-attaching to in-flight generation %s", printable(claim.entry.generation_id))
                 return _reattached(claim.entry)
             if isinstance(claim, OverBudget):
                 cap = self.settings.daily_budget_usd or 0.0
@@ -164,11 +170,13 @@ class VideoService:
                     return joined
                 continue  # that create was refused (nothing accepted): claim again
             assert isinstance(claim, Proceed)
-            return await self._create(request, body, key, claim.intent_id)
+            return await self._create(request, body, key, claim.intent_id, deadline)
 
-    async def _create(self, request: VideoRequest, body: dict[str, object], key: str, intent_id: str) -> Started:
+    async def _create(
+        self, request: VideoRequest, body: dict[str, object], key: str, intent_id: str, deadline: float
+    ) -> Started:
         try:
-            generation = await self.client.create(request)
+            generation = await self.client.create(request, timeout=max(0.0, deadline - anyio.current_time()))
         except CreateOutcomeUnknownError as exc:
             await self._abandon(intent_id, outcome_unknown=True, detail=str(exc))
             raise
@@ -182,7 +190,7 @@ class VideoService:
         try:
             await self.storage.complete_create(intent_id, generation, dict(body), key)
         except StorageError as exc:
-            logger.error("generation %s could not be journaled: %s", _printable(generation.id), exc)
+            logger.error("generation %s could not be journaled: %s", printable(generation.id), exc)
             return Started(generation, journal_error=str(exc))
         return Started(generation)
 
@@ -243,8 +251,10 @@ class VideoService:
         caller with an estimate. Raises `PixVerseError` when nothing was created, `GenerationLookupError` (with the
         id) when the status could not be read.
         """
-        started = await self.start(request, force_new=force_new)
-        return await self.wait_started(started, request, timeout=timeout, save=save, on_update=on_update)
+        called = anyio.current_time()
+        started = await self.start(request, force_new=force_new, timeout=timeout)
+        left = timeout - (anyio.current_time() - called)
+        return await self.wait_started(started, request, timeout=left, save=save, on_update=on_update)
 
     async def wait_started(
         self,
@@ -274,13 +284,14 @@ class VideoService:
         """
         entry = await self._journal(self.storage.get(generation_id))
         if wait_seconds <= 0:
+            deadline = anyio.current_time() + self.settings.wait_budget_seconds
             try:
-                generation = await self.client.get(generation_id)
+                generation = await self.client.get(generation_id, timeout=self.settings.wait_budget_seconds)
             except PixVerseError as exc:
                 raise GenerationLookupError.from_error(exc, generation_id=generation_id) from exc
             await self._journal(self.storage.record_status(generation))
             generation = _with_usage(generation, entry.usage if entry else None)
-            return await self._finish(generation, save, elapsed=None, remaining=None)
+            return await self._finish(generation, save, deadline=deadline)
         known = entry.as_generation() if entry else Generation(id=generation_id, status=GenerationStatus.UNKNOWN)
         expected = self.expected_seconds(entry.request if entry else None)
         elapsed_before = time.time() - entry.created_at if entry and entry.request else 0.0
@@ -310,15 +321,11 @@ class VideoService:
             return Outcome(latest, elapsed_seconds=elapsed, remaining_seconds=remaining if remaining > 0 else None)
 
         started = anyio.current_time()
-        scope = anyio.CancelScope()
-        if self._draining:
-            scope.cancel()
-        self._waits.add(scope)
         try:
-            with scope:
+            with self._drainable() as scope:
                 final = await self._watch(generation.id, started + timeout, expected, elapsed_before, hear)
             if scope.cancelled_caught:
-                logger.info("wait for %s ended early: the server is shutting down", _printable(generation.id))
+                logger.info("wait for %s ended early: the server is shutting down", printable(generation.id))
                 return still_running()
         except WaitTimeoutError:
             return still_running()
@@ -332,12 +339,24 @@ class VideoService:
         except PixVerseError as exc:
             raise GenerationLookupError.from_error(exc, generation_id=generation.id) from exc
         except anyio.get_cancelled_exc_class():
-            logger.warning("wait for %s cancelled; it goes on upstream and is journaled", _printable(generation.id))
+            logger.warning("wait for %s cancelled; it goes on upstream and is journaled", printable(generation.id))
             raise
+        final = _with_usage(final, generation.usage)
+        outcome = await self._finish(final, save, deadline=started + timeout)
+        return replace(outcome, elapsed_seconds=anyio.current_time() - started)
+
+    @contextmanager
+    def _drainable(self) -> Iterator[anyio.CancelScope]:
+        """A scope that `drain` ends (a wait, a download): the call then answers with what it has."""
+        scope = anyio.CancelScope()
+        if self._draining:
+            scope.cancel()
+        self._waits.add(scope)
+        try:
+            with scope:
+                yield scope
         finally:
             self._waits.discard(scope)
-        final = _with_usage(final, generation.usage)
-        return await self._finish(final, save, elapsed=anyio.current_time() - started, remaining=None)
 
     async def _watch(
         self, generation_id: str, deadline: float, expected: float, elapsed_before: float, hear: ProgressCallback
@@ -372,7 +391,7 @@ class VideoService:
                     before_poll=lambda: self._keep_lease(generation_id),
                 )
             except _LeaseLost:
-                logger.info("another process now polls %s; following it", _printable(generation_id))
+                logger.info("another process now polls %s; following it", printable(generation_id))
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._release_lease(generation_id)
@@ -385,7 +404,7 @@ class VideoService:
                 # A process of this machine that is gone (a restart): no need to wait out its lease.
                 holder = await self.storage.hold_lease(generation_id, self.instance, ttl_seconds=ttl, replacing=holder)
         except StorageError as exc:
-            logger.warning("no polling lease for %s (%s): polling it anyway", _printable(generation_id), exc)
+            logger.warning("no polling lease for %s (%s): polling it anyway", printable(generation_id), exc)
             return True
         if holder is None:
             self._lease_renewed[generation_id] = anyio.current_time()
@@ -403,7 +422,7 @@ class VideoService:
         try:
             await self.storage.release_lease(generation_id, self.instance)
         except StorageError as exc:
-            logger.warning("could not release the polling lease on %s: %s", _printable(generation_id), exc)
+            logger.warning("could not release the polling lease on %s: %s", printable(generation_id), exc)
 
     async def _follow(
         self, generation_id: str, deadline: float, expected: float, elapsed_before: float, hear: ProgressCallback
@@ -442,21 +461,24 @@ class VideoService:
             wake = min(deadline, last_heard + policy.heartbeat_seconds, next_takeover)
             await self.storage.wait_for_change(generation_id, timeout=max(0.0, wake - now))
 
-    async def _finish(
-        self, generation: Generation, save: bool | None, *, elapsed: float | None, remaining: float | None
-    ) -> Outcome:
-        """Save a completed video when asked (or when an output folder is configured)."""
+    async def _finish(self, generation: Generation, save: bool | None, *, deadline: float) -> Outcome:
+        """Save a completed video when asked (or when an output folder is configured), within the call's deadline
+        (at least `DOWNLOAD_MARGIN_SECONDS`): a download that cannot finish by then is reported, not waited for."""
         wants_file = save if save is not None else self.settings.output_dir is not None
         saved: DownloadedVideo | None = None
         save_error: str | None = None
         if wants_file and generation.status is GenerationStatus.COMPLETED and generation.video_url:
+            timeout = max(DOWNLOAD_MARGIN_SECONDS, deadline - anyio.current_time())
             try:
-                saved = await self._save(generation.id, generation.video_url)
+                with self._drainable() as scope:
+                    saved = await self._save(generation.id, generation.video_url, timeout)
+                if scope.cancelled_caught:
+                    save_error = "The server shut down before the video was saved; video_url still has it."
             except DownloadError as exc:
                 save_error = str(exc)
-        return Outcome(generation, elapsed, remaining, saved=saved, save_error=save_error)
+        return Outcome(generation, saved=saved, save_error=save_error)
 
-    async def _save(self, generation_id: str, url: str) -> DownloadedVideo:
+    async def _save(self, generation_id: str, url: str, timeout: float) -> DownloadedVideo:
         """Download once: a file the journal already has (and that still exists) is reused."""
         entry = await self._journal(self.storage.get(generation_id))
         if (
@@ -466,12 +488,21 @@ class VideoService:
             and await anyio.Path(entry.local_path).is_file()
         ):
             return DownloadedVideo(Path(entry.local_path), entry.file_size, None)
-        saved = await self.client.download(
-            url,
-            self.settings.videos_dir,
-            file_name=safe_video_file_name(generation_id),
-            max_bytes=self.settings.max_download_bytes,
-        )
+        try:
+            saved = await self.client.download(
+                url,
+                self.settings.videos_dir,
+                file_name=safe_video_file_name(generation_id),
+                max_bytes=self.settings.max_download_bytes,
+                timeout=timeout,
+            )
+        except DownloadError as exc:
+            if exc.timed_out:
+                raise DownloadError(
+                    f"{exc}; video_url still has it: call get_video_status with save_to_disk=true to save it",
+                    timed_out=True,
+                ) from exc
+            raise
         await self._journal(self.storage.record_download(generation_id, saved.path, saved.size))
         return saved
 
@@ -507,8 +538,12 @@ class VideoService:
     def _inside_videos_dir(self, path: Path) -> Path:
         """Only files in the videos folder may be previewed: an agent must not read arbitrary files on the host."""
         folder = self.settings.videos_dir.expanduser().resolve()
-        resolved = (folder / path).resolve() if not path.is_absolute() else path.resolve()
-        if not resolved.is_relative_to(folder) or not resolved.is_file():
+        try:
+            resolved = (folder / path).resolve() if not path.is_absolute() else path.resolve()
+            inside = resolved.is_relative_to(folder) and resolved.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, a NUL in it
+            inside = False
+        if not inside:
             raise InvalidArgumentError(f"path must name a saved video inside {folder}")
         return resolved
 
@@ -542,11 +577,6 @@ def _is_dead_here(holder: str) -> bool:
 
 def _reattached(entry: JournalEntry) -> Started:
     return Started(entry.as_generation(), reattached=True, elapsed_before=max(0.0, time.time() - entry.created_at))
-
-
-def _printable(generation_id: str) -> str:
-    """An id for a log line: escaped, and cut short (an upstream may send anything as an id)."""
-    return repr(generation_id[:300])[1:-1]
 
 
 def _with_usage(generation: Generation, usage: dict[str, object] | None) -> Generation:
