@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pixverse_mcp import defaults
+from pixverse_mcp import __version__, defaults
 from pixverse_mcp.config import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve beyond loopback without PIXVERSE_MCP_AUTH_TOKEN (only behind something that authenticates)",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_common(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     generate = commands.add_parser("generate", help="generate a video, wait with a progress bar, download it")
@@ -56,10 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="print the status of one generation")
     status.add_argument("generation_id")
     status.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it to finish")
-    _add_common(status, sandbox=False)
+    _add_common(status)
     listing = commands.add_parser("list", help="print the journal: every generation this machine started")
     listing.add_argument("--limit", type=int, default=20)
-    _add_common(listing, sandbox=False)
+    _add_common(listing)
     return parser
 
 
@@ -83,16 +84,16 @@ def _add_video_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=int if integer else str, default=field.default, help=described)
 
 
-def _add_common(parser: argparse.ArgumentParser, *, sandbox: bool = True, top_level: bool = False) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
     """Options accepted before or after the command. A command's copy sets nothing unless given (SUPPRESS), so it
     never overwrites what was given before the command."""
-    if sandbox:
-        parser.add_argument(
-            "--sandbox",
-            action="store_true",
-            default=False if top_level else argparse.SUPPRESS,
-            help="use a built-in local emulator of the AI/ML API: no key needed, no credits spent",
-        )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=False if top_level else argparse.SUPPRESS,
+        help="use a built-in local emulator of the AI/ML API: no key needed, no credits spent; its journal and "
+        "videos are kept apart from the real ones",
+    )
     parser.add_argument(
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -125,9 +126,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _start_sandbox() -> RunningSandbox:
-    from pixverse_mcp.sandbox import RunningSandbox
+    from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
 
-    return RunningSandbox().start()
+    # Generations of earlier sandbox runs (in the sandbox's own journal) answer as finished, as they would be.
+    return RunningSandbox(SandboxConfig(remember_earlier_runs=True)).start()
 
 
 def _on_sandbox(settings: Settings, sandbox: RunningSandbox) -> Settings:
@@ -139,8 +141,16 @@ def _on_sandbox(settings: Settings, sandbox: RunningSandbox) -> Settings:
     config = sandbox.state.config
     scale = min(1.0, (config.queued_seconds + config.generating_seconds) / DEFAULT_EXPECTED_SECONDS)
     print(f"pixverse-mcp: using the local sandbox at {sandbox.url} (no key needed)", file=sys.stderr)
+    # Its own journal and videos folder: pretend videos never mix with real ones, nor get listed as to be polled.
     return settings.model_copy(
-        update={"api_key": SecretStr(config.api_key), "base_url": sandbox.url, "poll_time_scale": scale}
+        update={
+            "api_key": SecretStr(config.api_key),
+            "base_url": sandbox.url,
+            "poll_time_scale": scale,
+            "state_dir": settings.state_dir / "sandbox",
+            "output_dir": None,
+            "database_url": None,
+        }
     )
 
 

@@ -1,7 +1,7 @@
 """Keyframe previews: a small contact sheet of frames from a video, so a multimodal agent can look at what it made.
 
-Needs the optional extra `pixverse-mcp[preview]` (PyAV to decode, Pillow to compose); both are imported only when a
-preview is asked for, so the server starts as fast without them.
+Needs the optional extra `aimlapi-pixverse-mcp[preview]` (PyAV to decode, Pillow to compose); both are imported only
+when a preview is asked for, so the server starts as fast without them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from pixverse_mcp.errors import PreviewError, PreviewUnavailableError
 
-INSTALL_HINT: Final = "Previews need the optional extra: pip install 'pixverse-mcp[preview]' (PyAV and Pillow)."
+INSTALL_HINT: Final = "Previews need the optional extra: pip install 'aimlapi-pixverse-mcp[preview]' (PyAV and Pillow)."
 # Hosts reject tool results over ~1 MB and base64 adds a third: keep the PNG well under that.
 MAX_PREVIEW_BYTES: Final = 600_000
 MAX_SHEET_WIDTH: Final = 1024

@@ -141,6 +141,9 @@ _MAINTENANCE_PAGE: Final = (
 # Under this scope key, the raw `receive` of the server, whose owner holds the socket a `reset` fault aborts.
 _RAW_RECEIVE: Final = "pixverse_sandbox.raw_receive"
 _RANGE: Final = re.compile(r"bytes=(\d*)-(\d*)")
+_EARLIER_RUN_ID: Final = re.compile(
+    rf"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}:{re.escape(MODEL)}"
+)
 
 
 @functools.cache
@@ -164,6 +167,9 @@ class SandboxConfig:
     # Per-generation timings instead of the two fixed ones: body -> (queued, generating) seconds. Benchmarks use it
     # to give each video a realistic, varied duration for its size.
     timings: Callable[[dict[str, Any]], tuple[float, float]] | None = None
+    # `pixverse-mcp --sandbox` keeps a journal across runs, but each run starts a new sandbox: an id of the shape it
+    # gives that it does not know is then one of an earlier run, long finished (tests keep the real API's 404).
+    remember_earlier_runs: bool = False
 
 
 @dataclass
@@ -406,6 +412,8 @@ async def _status(request: Request, state: SandboxState, injected: _QueuedFault 
     if not generation_id:
         return _bad_request(state, ["generation_id should not be empty"])
     record = state.generations.get(generation_id)
+    if record is None and state.config.remember_earlier_runs and _EARLIER_RUN_ID.fullmatch(generation_id):
+        record = _Record(generation_id, {}, 0.0, None, [], 0.0, 0.0)
     if record is None:
         return JSONResponse({"statusCode": 404, "message": "Generation not found"}, status_code=404)
     own_fault = _take(record.status_faults, "GET")

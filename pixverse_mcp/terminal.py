@@ -8,6 +8,7 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ class _Session:
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
     """Run one terminal command; returns its exit code."""
+    # Ctrl-C must interrupt even when this process started with SIGINT ignored (a shell without job control does
+    # that to background jobs, and Python then never raises KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # A person at a terminal wants the progress bar and the answer, not the library's INFO lines.
     quiet = settings.log_level == "INFO"
     configure_logging("ERROR" if quiet else settings.log_level)

@@ -109,7 +109,7 @@ async def generate_video_blocking(
         Field(
             strict=True,
             description="When the video is done, also return a small contact sheet of keyframes (PNG) to "
-            "check it against the prompt. Needs the pixverse-mcp[preview] extra.",
+            "check it against the prompt. Needs the aimlapi-pixverse-mcp[preview] extra.",
         ),
     ] = False,
 ) -> VideoToolResult:
@@ -153,7 +153,7 @@ async def preview_video(
     """Look at a finished video: returns a small PNG contact sheet of evenly spaced keyframes.
 
     Use it after a generation completes to check the video against the prompt before telling the user it is
-    done. Give generation_id (or the path of a saved video). Needs the pixverse-mcp[preview] extra.
+    done. Give generation_id (or the path of a saved video). Needs the aimlapi-pixverse-mcp[preview] extra.
     """
     if not preview_available():
         return refusal_result(INSTALL_HINT)

@@ -12,6 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
+from tests import result_schemas
 from tests.postgres_server import RunningPostgres
 
 # Sandbox timings for tests: a generation takes about 1.3 s instead of 35 s.
@@ -24,6 +25,17 @@ FAST_POLL_SCALE = "0.04"
 def anyio_backend() -> str:
     """asyncio, for the whole session, so module-scoped async fixtures (one server per module) work."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_result_matches_its_output_schema() -> Iterator[None]:
+    """Check every tool result the SDK client receives in any test against the tool's published outputSchema."""
+    original = Client.call_tool
+    Client.call_tool = result_schemas.checking_call_tool(original)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Client.call_tool = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from mcp import Client
 from mcp_types import CallToolResult, TextContent
 
 from pixverse_mcp.sandbox import RunningSandbox
+from tests.result_schemas import check_raw
 
 # MCP results must stay small: hosts put them in the model's context. Every result in these tests is checked.
 MAX_RESULT_BYTES = 1_000_000
@@ -119,6 +120,7 @@ class RawStdioServer:
     def __post_init__(self) -> None:
         self._drained = anyio.Event()
         self._open_readers = 2
+        self._tool_calls: dict[int, str] = {}
 
     async def _read_stdout(self) -> None:
         assert self.process.stdout is not None
@@ -168,6 +170,8 @@ class RawStdioServer:
     async def send_request(self, method: str, params: dict[str, Any] | None = None) -> int:
         """Send a request; return its id (see `response`)."""
         self._next_id += 1
+        if method == "tools/call" and params is not None:
+            self._tool_calls[self._next_id] = str(params.get("name"))
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
         if params is not None:
             message["params"] = params
@@ -194,11 +198,15 @@ class RawStdioServer:
                 await arrived.wait()
 
     async def response(self, request_id: int) -> dict[str, Any]:
-        """The response to request `request_id`."""
-        return await self.wait_for(
+        """The response to request `request_id` (a tool result checked against its published outputSchema)."""
+        response = await self.wait_for(
             f"the response to request {request_id}",
             lambda message: message.get("id") == request_id and ("result" in message or "error" in message),
         )
+        tool = self._tool_calls.get(request_id)
+        if tool is not None and isinstance(response.get("result"), dict):
+            check_raw(tool, response["result"])
+        return response
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send a request and return its response."""

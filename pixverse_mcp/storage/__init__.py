@@ -2,8 +2,8 @@
 
 - `SqliteStorage` (the default): one file under the state directory, zero set-up, for one user (several stdio
   servers of one user may share it: SQLite locks the file).
-- `PostgresStorage` (`PIXVERSE_MCP_DATABASE_URL=postgresql://...`, extra `pixverse-mcp[postgres]`): for a team with
-  several replicas behind a load balancer.
+- `PostgresStorage` (`PIXVERSE_MCP_DATABASE_URL=postgresql://...`, extra `aimlapi-pixverse-mcp[postgres]`): for a
+  team with several replicas behind a load balancer.
 
 What lives here: every generation id we ever received (request, status history, URL, file, cost); every create
 *before* it is sent (an intent: a process killed mid-request leaves a record, never an invisible charge); the lease

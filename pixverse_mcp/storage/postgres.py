@@ -1,6 +1,6 @@
 """Storage on PostgreSQL, for several replicas behind a load balancer (`PIXVERSE_MCP_DATABASE_URL`).
 
-Needs the extra `pixverse-mcp[postgres]` (asyncpg, the maintained asyncio driver with its own pool and LISTEN
+Needs the extra `aimlapi-pixverse-mcp[postgres]` (asyncpg, the maintained asyncio driver with its own pool and LISTEN
 support). The same tables as the SQLite journal; what differs is how replicas agree:
 - a create's claim runs in one transaction under advisory locks (one per request key, one for the spending cap), so
   identical calls arriving on different replicas at once make one POST and the cap holds across replicas;
@@ -146,7 +146,7 @@ class PostgresStorage:
         if asyncpg is None:
             raise StorageError(
                 "PIXVERSE_MCP_DATABASE_URL is set but the PostgreSQL driver is missing: "
-                "pip install 'pixverse-mcp[postgres]'."
+                "pip install 'aimlapi-pixverse-mcp[postgres]'."
             )
         async with self._opening:
             if self._pool is None:

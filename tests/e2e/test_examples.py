@@ -1,5 +1,6 @@
-"""The shipped examples work as the README says: the Claude Desktop config names this package's command, the stdio
-client generates a video against the built-in sandbox, and the HTTP client does so over Streamable HTTP with a token.
+"""The shipped examples work as the README says: every host config runs this package's command (never PixVerse's
+own `pixverse-mcp`), `uvx` runs it from a checkout, the stdio client generates a video against the built-in sandbox,
+and the HTTP client does so over Streamable HTTP with a token.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pixverse_mcp
 from tests.http_server import STATEFUL, served
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,35 +55,80 @@ def assert_printed_a_sandbox_video_url(completed: subprocess.CompletedProcess[st
     assert "/_sandbox/videos/" in url
 
 
-def test_claude_desktop_config_names_this_package(tmp_path: Path) -> None:
-    config = json.loads((EXAMPLES / "claude_desktop_config.json").read_text())
+DISTRIBUTION = "aimlapi-pixverse-mcp"
 
-    server = config["mcpServers"]["pixverse"]
-    assert set(server) >= {"command", "args", "env"}
-    assert server["command"] == "uvx"
-    assert server["args"] == ["pixverse-mcp"]
-    assert "AIMLAPI_API_KEY" in server["env"]
-    assert all(isinstance(value, str) for value in server["env"].values())
-    # No real key is shipped: a placeholder only.
-    assert server["env"]["AIMLAPI_API_KEY"].startswith("<")
 
-    # `uvx pixverse-mcp` runs the console script of the package named pixverse-mcp: this one.
+def test_the_distribution_and_its_command_are_ours_not_pixverses(tmp_path: Path) -> None:
+    """`uvx aimlapi-pixverse-mcp` runs this package's CLI (the PyPI name pixverse-mcp is another server's)."""
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^\[project\]\n(?:.*\n)*?name = "pixverse-mcp"$', pyproject, re.MULTILINE)
-    scripts = re.search(r"^\[project\.scripts\]\n((?:[^\[\n].*\n)*)", pyproject, re.MULTILINE)
-    assert scripts is not None
-    assert 'pixverse-mcp = "pixverse_mcp.cli:main"' in scripts.group(1).splitlines()
-    [installed] = entry_points(group="console_scripts", name="pixverse-mcp")
+    assert re.search(rf'^\[project\]\n(?:.*\n)*?name = "{DISTRIBUTION}"$', pyproject, re.MULTILINE)
+    [installed] = entry_points(group="console_scripts", name=DISTRIBUTION)
     assert installed.value == "pixverse_mcp.cli:main"
-    # And the README shows the same configuration.
+    server = json.loads((ROOT / "server.json").read_text())
+    assert [package["identifier"] for package in server["packages"]] == [DISTRIBUTION]
+
+
+def _uvx_server(config: dict[str, object]) -> dict[str, object]:
+    """The pixverse entry of a host's MCP config (`mcpServers` or VS Code's `servers`)."""
+    servers = config.get("mcpServers") or config.get("servers")
+    assert isinstance(servers, dict)
+    server = servers["pixverse"]
+    assert isinstance(server, dict)
+    return server
+
+
+def test_every_host_config_runs_this_package_with_a_placeholder_key() -> None:
+    for name in ("claude_desktop_config.json", "cursor_mcp.json", "vscode_mcp.json"):
+        server = _uvx_server(json.loads((EXAMPLES / name).read_text()))
+        assert server["command"] == "uvx", name
+        assert server["args"] == [DISTRIBUTION], name
+        env = server["env"]
+        assert isinstance(env, dict)
+        # No real key is shipped: a placeholder, or VS Code's prompt for one.
+        assert str(env["AIMLAPI_API_KEY"]).startswith(("<", "${input:")), name
+    claude_code = (EXAMPLES / "claude_code.sh").read_text()
+    assert f"-- uvx {DISTRIBUTION}" in claude_code
+    assert "claude mcp add pixverse" in claude_code
+
+
+def test_nothing_tells_a_user_to_run_someone_elses_pixverse_mcp() -> None:
+    """The bare `uvx pixverse-mcp` (or `"args": ["pixverse-mcp"]` for uvx) would install PixVerse's own server."""
+    shipped = [ROOT / "README.md", ROOT / "server.json", *EXAMPLES.iterdir()]
+    for path in shipped:
+        text = path.read_text()
+        assert "uvx pixverse-mcp" not in text, path
+        assert '"args": ["pixverse-mcp"]' not in text, path
+
+
+def test_the_readme_shows_every_host_config_as_shipped() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert '"args": ["pixverse-mcp"]' in readme
-    assert '"command": "uvx"' in readme
+    for name in ("claude_desktop_config.json", "cursor_mcp.json", "vscode_mcp.json"):
+        shipped = json.loads((EXAMPLES / name).read_text())
+        blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", readme, re.DOTALL)]
+        assert shipped in blocks, f"the README does not show examples/{name} as it is"
+    assert (EXAMPLES / "claude_code.sh").read_text().splitlines()[-1] in readme
+
+
+def test_uvx_runs_the_server_from_a_checkout(tmp_path: Path) -> None:
+    """The README's `uvx --from /path/to/checkout aimlapi-pixverse-mcp`, for an unpublished copy."""
+    uvx = shutil.which("uvx", path=str(Path(sys.executable).parent)) or shutil.which("uvx")
+    assert uvx is not None, "uv is part of the test extra"
+    env = example_env(tmp_path, UV_CACHE_DIR=str(tmp_path / "uv-cache"), UV_TOOL_DIR=str(tmp_path / "uv-tools"))
+    completed = subprocess.run(
+        [uvx, "--from", str(ROOT), DISTRIBUTION, "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip().endswith(pixverse_mcp.__version__)
 
 
 def test_installed_entry_point_is_the_cli(tmp_path: Path) -> None:
     """The console script the config resolves to is installed and is this package's CLI."""
-    script = shutil.which("pixverse-mcp", path=str(Path(sys.executable).parent))
+    script = shutil.which(DISTRIBUTION, path=str(Path(sys.executable).parent))
     assert script is not None
     completed = subprocess.run(
         [script, "--help"], env=example_env(tmp_path), capture_output=True, text=True, timeout=60, check=False

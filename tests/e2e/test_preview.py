@@ -86,7 +86,9 @@ async def test_without_the_extra_the_tool_says_how_to_install_it(sandbox: Runnin
         blocking = await client.call_tool("generate_video_blocking", {"prompt": "a tram", "preview": True})
 
     assert result.is_error
-    assert "pip install 'pixverse-mcp[preview]'" in result.content[0].text  # type: ignore[union-attr]
+    assert "pip install 'aimlapi-pixverse-mcp[preview]'" in result.content[0].text  # type: ignore[union-attr]
     assert sandbox.state.stats()["status_requests"] > 0  # the blocking call still worked ...
     assert not blocking.is_error
-    assert any("pixverse-mcp[preview]" in getattr(item, "text", "") for item in blocking.content)  # ... and said why
+    assert any(
+        "aimlapi-pixverse-mcp[preview]" in getattr(item, "text", "") for item in blocking.content
+    )  # ... and said why

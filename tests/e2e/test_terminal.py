@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import pixverse_mcp
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox
 from tests.conftest import server_env
 
@@ -120,12 +121,20 @@ def test_ctrl_c_during_a_wait_prints_the_id_and_how_to_resume(sandbox: RunningSa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As a shell without job control does (CI, a background job): SIGINT starts out ignored. Ctrl-C at a
+        # terminal must still interrupt: the CLI installs its own handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    deadline = time.monotonic() + 30
-    while sandbox.state.stats()["status_requests"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    try:
+        deadline = time.monotonic() + 30
+        while sandbox.state.stats()["status_requests"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:  # never leave it polling after a failure
+            process.kill()
+            process.communicate()
 
     (generation_id,) = sandbox.state.generations
     assert process.returncode == 130
@@ -148,3 +157,40 @@ def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
 
     assert finished.returncode == 0
     assert "usage: pixverse-mcp" in finished.stdout
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    finished = run(server_env(None, tmp_path), "--version")
+
+    assert finished.returncode == 0
+    assert finished.stdout.strip() == f"pixverse-mcp {pixverse_mcp.__version__}"
+
+
+def test_generate_help_lists_every_allowed_value_and_default(tmp_path: Path) -> None:
+    help_text = " ".join(run(server_env(None, tmp_path), "generate", "--help").stdout.split())
+
+    for value in ("16:9", "9:16", "360p", "1080p", "anime", "cyberpunk", "2147483647"):
+        assert value in help_text
+    assert 'default "720p"' in help_text
+    assert "Allowed: 5, 8; default 5" in help_text
+
+
+def test_sandbox_runs_keep_their_own_journal_apart_from_real_runs(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    real_env = server_env(sandbox, tmp_path)
+    assert run(real_env, "generate", "a real one", "--out", str(tmp_path / "real")).returncode == 0
+    no_key = {"PATH": os.environ.get("PATH", ""), "PIXVERSE_MCP_STATE_DIR": real_env["PIXVERSE_MCP_STATE_DIR"]}
+    assert run(no_key, "generate", "a pretend one", "--sandbox", "--out", str(tmp_path / "pretend")).returncode == 0
+
+    real = run(no_key, "list").stdout
+    pretend = run(no_key, "list", "--sandbox").stdout
+
+    assert "a real one" in real
+    assert "a pretend one" not in real
+    assert "a pretend one" in pretend
+    assert "a real one" not in pretend
+    [line] = pretend.splitlines()
+    generation_id = line.split("\t")[2]
+    # A later sandbox run still answers for it (its own sandbox is gone, the generation long finished).
+    looked = run(no_key, "status", generation_id, "--sandbox")
+    assert looked.returncode == 0, looked.stderr
+    assert "/_sandbox/videos/" in looked.stdout

@@ -1,0 +1,63 @@
+"""Every structured tool result produced anywhere in the suite is checked against the schema it was published with.
+
+Strict clients (the MCP Inspector, the TypeScript SDK) replace a result whose `structuredContent` does not match
+the tool's `outputSchema` with a protocol error, so an agent never sees our words. The session fixture in
+conftest.py wraps the SDK `Client.call_tool` (checking against the schema that very server published) and the raw
+JSON-RPC helper checks against the snapshot of the published schemas: no path, now or later, can regress unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from mcp import Client
+from mcp_types import CallToolResult
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tool_schemas.json"
+# The schemas each connected client's server published, by the client's id (Client is not hashable); an entry
+# goes when its client does.
+_published: dict[int, dict[str, dict[str, Any] | None]] = {}
+
+
+def check(name: str, structured: Any, is_error: bool, schema: dict[str, Any] | None) -> None:
+    """Fail unless a result of tool `name` is what its `outputSchema` allows (errors included)."""
+    if schema is None:
+        return
+    if structured is None:
+        assert is_error, f"{name}: a successful result without structuredContent although it declares a schema"
+        return
+    try:
+        jsonschema.validate(structured, schema)
+    except jsonschema.ValidationError as exc:
+        raise AssertionError(f"{name}: structuredContent does not match its outputSchema: {exc.message}") from exc
+
+
+@cache
+def snapshot_schemas() -> dict[str, dict[str, Any] | None]:
+    """The published output schemas, from the snapshot the schema test keeps equal to what the server publishes."""
+    return {tool["name"]: tool.get("outputSchema") for tool in json.loads(SNAPSHOT.read_text())}
+
+
+def check_raw(name: str, result: dict[str, Any]) -> None:
+    """`check` for a raw JSON-RPC `tools/call` result."""
+    check(name, result.get("structuredContent"), bool(result.get("isError")), snapshot_schemas().get(name))
+
+
+def checking_call_tool(original: Any) -> Any:
+    """`Client.call_tool`, plus the check against what this client's server published."""
+
+    async def call_tool(self: Client, name: str, *args: Any, **kwargs: Any) -> CallToolResult:
+        result: CallToolResult = await original(self, name, *args, **kwargs)
+        key = id(self)
+        if key not in _published:
+            _published[key] = {tool.name: tool.output_schema for tool in (await self.list_tools()).tools}
+            weakref.finalize(self, _published.pop, key, None)
+        check(name, result.structured_content, bool(result.is_error), _published[key].get(name))
+        return result
+
+    return call_tool
