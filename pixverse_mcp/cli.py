@@ -150,6 +150,7 @@ def _on_sandbox(settings: Settings, sandbox: RunningSandbox) -> Settings:
             "state_dir": settings.state_dir / "sandbox",
             "output_dir": None,
             "database_url": None,
+            "media_origins": (*settings.media_origins, sandbox.url),
         }
     )
 

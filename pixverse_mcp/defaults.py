@@ -37,3 +37,5 @@ HTTP_PORT: Final = 8000
 COST_ESTIMATE_USD: Final = 0.42
 # A replica polling a generation holds a lease this long (renewed as it polls); if it dies, another takes over after.
 LEASE_SECONDS: Final = 30.0
+# The provider's CDN, where its finished videos live: what the inline player may load media from by default.
+MEDIA_ORIGINS: Final = ("https://cdn.aimlapi.com",)

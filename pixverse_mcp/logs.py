@@ -16,12 +16,13 @@ REDACTED = "[redacted]"
 
 
 def secret_forms(secret: str) -> list[str]:
-    """Every way `secret` may appear in text an upstream echoes: as is, JSON-escaped (a key with `"` or `\\`), and
-    URL-encoded (in a query string). Longest first, so no form is left half-replaced."""
+    """Every way `secret` may appear in text: as is, JSON-escaped (a key with `"` or `\\`), URL-encoded (a query
+    string), and as a Python repr of text or bytes (httpcore's DEBUG lines show headers so). Longest first, so no
+    form is left half-replaced."""
     if len(secret) < 4:
         return []
-    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=True)[1:-1], quote(secret, safe="")}
-    forms.add(quote_plus(secret))
+    forms = {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    forms |= {repr(secret)[1:-1], repr(secret.encode())[2:-1]}
     return sorted(forms, key=len, reverse=True)
 
 

@@ -75,6 +75,7 @@ class VideoResult(BaseModel):
     journal_error: str | None = Field(
         default=None, description="Why the generation could not be recorded in the journal (keep its id yourself)."
     )
+    prompt: str | None = Field(default=None, description="What the video was asked to show, when known.")
     next_step: str = Field(description="What to do next, in words an agent can follow.")
 
 
@@ -132,6 +133,7 @@ def outcome_result(
         file_size_bytes=outcome.saved.size if outcome.saved else None,
         save_error=outcome.save_error,
         journal_error=outcome.journal_error,
+        prompt=outcome.prompt,
         next_step=next_step,
     )
     content: list[ContentBlock] = [TextContent(type="text", text=summary)]
@@ -200,6 +202,16 @@ def problem_result(
         content=[TextContent(type="text", text=f"{message} {next_step}")],
         structured_content=result.model_dump(mode="json"),
         is_error=True,
+    )
+
+
+def declined_result(*, prompt: str | None) -> CallToolResult:
+    """The user said no when asked to confirm a paid create: a normal result (not an error), nothing created."""
+    next_step = "The user declined: nothing was created or charged. Do not create it again unless the user asks."
+    result = VideoResult(generation_id=None, status="not_created", done=True, prompt=prompt, next_step=next_step)
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"Not created: {next_step}")],
+        structured_content=result.model_dump(mode="json"),
     )
 
 

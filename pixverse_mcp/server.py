@@ -1,4 +1,5 @@
-"""The MCP server: registers the tools (`tools.py`), the journal resource and the health route on one `MCPServer`.
+"""The MCP server: registers the tools (`tools.py`), the journal resource, the inline player (`player/`) and the
+health route on one `MCPServer`.
 
 Nothing else lives here: the work is the service's (`service.py`), the wiring the app's (`app.py`), the tools are
 plain functions, and their arguments and results have modules of their own (`arguments.py`, `results.py`).
@@ -21,6 +22,7 @@ from pixverse_mcp import __version__
 from pixverse_mcp.app import App, open_app
 from pixverse_mcp.arguments import StrictArgumentsTool, bind_settings
 from pixverse_mcp.config import Settings
+from pixverse_mcp.player import HideAppOnlyTools, player_extension, tool_meta
 from pixverse_mcp.results import journal_document
 from pixverse_mcp.storage import StorageError
 from pixverse_mcp.tools import TOOLS
@@ -73,6 +75,7 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
             description=inspect.cleandoc(bound.__doc__ or ""),
             annotations=entry.annotations,
             structured_output=True,
+            meta=tool_meta(app_only=entry.app_only) if entry.player else None,
         )
         for entry in TOOLS
     ]
@@ -83,6 +86,8 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
         instructions=INSTRUCTIONS.format_map(values),
         lifespan=lifespan,
         tools=tools,
+        extensions=[player_extension(settings.media_origins)],
+        middleware=[HideAppOnlyTools()],
         log_level=settings.log_level,
     )
     server.resource(

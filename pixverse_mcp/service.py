@@ -101,6 +101,8 @@ class Outcome:
     saved: DownloadedVideo | None = None
     save_error: str | None = None
     journal_error: str | None = None
+    prompt: str | None = None
+    """What was asked for (from the request, or the journal), for whoever shows the video."""
 
 
 class _LeaseLost(Exception):
@@ -268,7 +270,9 @@ class VideoService:
         """Wait up to `timeout` seconds for a generation `start` returned (a protocol task waits here, later)."""
         expected = self.client.polling_policy.expected_seconds(request.resolution, request.duration)
         outcome = await self._wait(started.generation, timeout, expected, started.elapsed_before, save, on_update)
-        return replace(outcome, reattached=started.reattached, journal_error=started.journal_error)
+        return replace(
+            outcome, reattached=started.reattached, journal_error=started.journal_error, prompt=request.prompt
+        )
 
     async def status(
         self,
@@ -291,11 +295,14 @@ class VideoService:
                 raise GenerationLookupError.from_error(exc, generation_id=generation_id) from exc
             await self._journal(self.storage.record_status(generation))
             generation = _with_usage(generation, entry.usage if entry else None)
-            return await self._finish(generation, save, deadline=deadline)
-        known = entry.as_generation() if entry else Generation(id=generation_id, status=GenerationStatus.UNKNOWN)
-        expected = self.expected_seconds(entry.request if entry else None)
-        elapsed_before = time.time() - entry.created_at if entry and entry.request else 0.0
-        return await self._wait(known, wait_seconds, expected, elapsed_before, save, on_update)
+            outcome = await self._finish(generation, save, deadline=deadline)
+        else:
+            known = entry.as_generation() if entry else Generation(id=generation_id, status=GenerationStatus.UNKNOWN)
+            expected = self.expected_seconds(entry.request if entry else None)
+            elapsed_before = time.time() - entry.created_at if entry and entry.request else 0.0
+            outcome = await self._wait(known, wait_seconds, expected, elapsed_before, save, on_update)
+        prompt = entry.request.get("prompt") if entry is not None and entry.request else None
+        return replace(outcome, prompt=prompt if isinstance(prompt, str) else None)
 
     async def _wait(
         self,

@@ -25,6 +25,7 @@ from pixverse_mcp.arguments import (
     WaitSecondsArg,
 )
 from pixverse_mcp.client import WaitUpdate
+from pixverse_mcp.confirm import Confirmation, confirmed
 from pixverse_mcp.errors import PixVerseError
 from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, GenerationStatus, VideoRequest
 from pixverse_mcp.preview import INSTALL_HINT, MAX_FRAMES, preview_available
@@ -32,6 +33,7 @@ from pixverse_mcp.results import (
     PreviewResult,
     VideoList,
     VideoResult,
+    declined_result,
     list_result,
     outcome_result,
     preview_image,
@@ -49,9 +51,11 @@ VideoToolResult = Annotated[CallToolResult, VideoResult]
 ListToolResult = Annotated[CallToolResult, VideoList]
 PreviewToolResult = Annotated[CallToolResult, PreviewResult]
 AppContext = Context[App, Any]
+# The player asks for news this often at most: long enough to cost the API nothing extra, short enough to look alive.
+PLAYER_WAIT_SECONDS = 5.0
 
 
-async def create_video(ctx: AppContext, video: VideoRequest) -> VideoToolResult:
+async def create_video(ctx: AppContext, confirmation: Confirmation, video: VideoRequest) -> VideoToolResult:
     """Start generating a video and return its generation_id at once (it does not wait).
 
     Use this to start several videos in parallel or to do other work meanwhile; then call get_video_status
@@ -60,13 +64,17 @@ async def create_video(ctx: AppContext, video: VideoRequest) -> VideoToolResult:
     generation_id you already have.
     """
     app = _app(ctx)
+    if not confirmed(confirmation):
+        return declined_result(prompt=video.prompt)
     try:
         service = app.require_service()
         started = await service.start(video)
     except PixVerseError as exc:
         return await _problem(app, exc)
     expected = service.client.polling_policy.expected_seconds(video.resolution, video.duration)
-    outcome = Outcome(started.generation, remaining_seconds=expected, journal_error=started.journal_error)
+    outcome = Outcome(
+        started.generation, remaining_seconds=expected, journal_error=started.journal_error, prompt=video.prompt
+    )
     return await _report(app, outcome)
 
 
@@ -93,6 +101,7 @@ async def get_video_status(
 
 async def generate_video_blocking(
     ctx: AppContext,
+    confirmation: Confirmation,
     video: VideoRequest,
     timeout_seconds: TimeoutSecondsArg = None,
     save_to_disk: SaveToDiskArg = None,
@@ -121,6 +130,8 @@ async def generate_video_blocking(
     to it instead of paying for another.
     """
     app = _app(ctx)
+    if not confirmed(confirmation):
+        return declined_result(prompt=video.prompt)
     try:
         service = app.require_service()
         outcome = await service.generate(
@@ -167,6 +178,27 @@ async def preview_video(
     return preview_result(sheet, generation_id=generation_id, path=path)
 
 
+async def video_player_status(
+    ctx: AppContext,
+    generation_id: GenerationIdArg,
+    wait_seconds: Annotated[
+        float,
+        Field(ge=0, le=PLAYER_WAIT_SECONDS, strict=True, description="How long to wait for news (long poll)."),
+    ] = PLAYER_WAIT_SECONDS,
+) -> VideoToolResult:
+    """The inline player's view of a generation (called by the player, not the model).
+
+    A short long poll on the shared watch of that generation: while a blocking call or another viewer already
+    polls it, this costs no request to the API at all.
+    """
+    app = _app(ctx)
+    try:
+        outcome = await app.require_service().status(generation_id, wait_seconds=wait_seconds)
+    except PixVerseError as exc:
+        return await _problem(app, exc)
+    return await _report(app, outcome)
+
+
 async def list_videos(
     ctx: AppContext,
     limit: ListLimitArg = 20,
@@ -187,11 +219,15 @@ async def list_videos(
 
 
 class ToolEntry(NamedTuple):
-    """A tool as `build_server` registers it: the function, its title, and its hints for hosts."""
+    """A tool as `build_server` registers it: the function, its title, its hints for hosts, and where hosts that
+    render MCP Apps show its results (`player`: the inline video player; `app_only`: called by the player, not
+    shown to the model)."""
 
     function: Any
     title: str
     annotations: ToolAnnotations
+    player: bool = False
+    app_only: bool = False
 
 
 def _hints(*, read_only: bool, idempotent: bool, open_world: bool = True) -> ToolAnnotations:
@@ -205,10 +241,15 @@ def _hints(*, read_only: bool, idempotent: bool, open_world: bool = True) -> Too
 # but asking twice changes nothing more); creating is never idempotent (a new, paid video).
 TOOLS = (
     ToolEntry(create_video, "Start a video", _hints(read_only=False, idempotent=False)),
-    ToolEntry(get_video_status, "Check a video", _hints(read_only=False, idempotent=True)),
-    ToolEntry(generate_video_blocking, "Generate a video and wait", _hints(read_only=False, idempotent=False)),
+    ToolEntry(get_video_status, "Check a video", _hints(read_only=False, idempotent=True), player=True),
+    ToolEntry(
+        generate_video_blocking, "Generate a video and wait", _hints(read_only=False, idempotent=False), player=True
+    ),
     ToolEntry(list_videos, "List my videos", _hints(read_only=True, idempotent=True, open_world=False)),
     ToolEntry(preview_video, "Preview a video", _hints(read_only=True, idempotent=True)),
+    ToolEntry(
+        video_player_status, "Video player status", _hints(read_only=True, idempotent=True), player=True, app_only=True
+    ),
 )
 
 

@@ -1,0 +1,128 @@
+"""Money the user controls: a daily spending cap that refuses a create before any request leaves, and an opt-in
+confirmation (elicitation) before each paid create, over stdio and Streamable HTTP, on both protocol eras.
+
+The sandbox charges 840,000 credits ($0.42) for a 5 s 720p video, as the real API's sample answer does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+
+from pixverse_mcp.sandbox import RunningSandbox
+from tests.conftest import server_env, stdio_client
+from tests.http_server import STATEFUL, STATELESS, Mode, sdk_client, served
+from tests.stdio_support import call, creates, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+ERAS = ("legacy", "2026-07-28")
+_numbers = itertools.count()
+
+
+def prompt(what: str) -> str:
+    return f"{what} {next(_numbers)} {time.time_ns()}"
+
+
+def answering(action: str, asked: list[types.ElicitRequestParams]) -> Callable[..., Awaitable[types.ElicitResult]]:
+    """An elicitation callback that records the question and gives `action` ("accept" ticks the box)."""
+
+    async def answer(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
+        if action == "accept":
+            return types.ElicitResult(action="accept", content={"confirm": True})
+        return types.ElicitResult(action=action)  # type: ignore[arg-type]
+
+    return answer
+
+
+async def test_a_one_dollar_cap_refuses_the_third_42_cent_video_before_sending_it(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_DAILY_BUDGET_USD="1.00")
+    async with stdio_client(env) as client:
+        first = await call(client, "create_video", {"prompt": prompt("a kite")})
+        second = await call(client, "create_video", {"prompt": prompt("a kite")})
+        third = await call(client, "generate_video_blocking", {"prompt": prompt("a kite")})
+
+    assert structured(first)["cost_usd"] == pytest.approx(0.42)
+    assert structured(first)["budget_left_usd"] == pytest.approx(0.58)
+    assert structured(second)["budget_left_usd"] == pytest.approx(0.16)
+    assert third.is_error
+    refused = structured(third)
+    assert refused["status"] == "not_created"
+    assert refused["generation_id"] is None
+    assert "spending cap" in refused["error"]
+    assert "$1.00" in refused["error"]
+    assert refused["budget_left_usd"] == pytest.approx(0.16)
+    assert creates(sandbox) == 2  # the third never left the process
+
+
+@pytest.mark.parametrize("era", ERAS)
+@pytest.mark.parametrize("action", ["decline", "cancel", "accept"])
+async def test_confirmation_over_stdio_creates_only_what_the_user_accepts(
+    sandbox: RunningSandbox, tmp_path: Path, era: str, action: str
+) -> None:
+    asked: list[types.ElicitRequestParams] = []
+    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_CONFIRM_PAID="true")
+    async with stdio_client(env, mode=era, elicitation_callback=answering(action, asked)) as client:
+        result = await call(client, "generate_video_blocking", {"prompt": prompt("a lantern"), "resolution": "540p"})
+
+    assert len(asked) == 1  # once, whatever the era: the question is the same on every round
+    assert "540p" in asked[0].message
+    assert "a lantern" in asked[0].message
+    assert "$0.42" in asked[0].message
+    if action == "accept":
+        assert not result.is_error, text_of(result)
+        assert structured(result)["status"] == "completed"
+        assert creates(sandbox) == 1
+    else:
+        assert not result.is_error  # declining is an answer, not a failure
+        assert structured(result)["status"] == "not_created"
+        assert "declined" in structured(result)["next_step"]
+        assert creates(sandbox) == 0
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_a_client_that_cannot_be_asked_creates_under_the_cap(
+    sandbox: RunningSandbox, tmp_path: Path, era: str
+) -> None:
+    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_CONFIRM_PAID="true")
+    async with stdio_client(env, mode=era) as client:  # no elicitation callback: no elicitation capability
+        result = await call(client, "create_video", {"prompt": prompt("a teapot")})
+
+    assert not result.is_error, text_of(result)
+    assert creates(sandbox) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "era", "asks"),
+    [(STATEFUL, "legacy", True), (STATEFUL, "2026-07-28", True), (STATELESS, "2026-07-28", True)],
+    ids=["stateful-legacy", "stateful-2026", "stateless-2026"],
+)
+async def test_confirmation_over_streamable_http(
+    sandbox: RunningSandbox, tmp_path: Path, mode: Mode, era: str, asks: bool
+) -> None:
+    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_CONFIRM_PAID="true", PIXVERSE_MCP_AUTH_TOKEN="a" * 32)
+    with served(env, tmp_path, mode) as server:
+        declined: list[types.ElicitRequestParams] = []
+        async with sdk_client(
+            server, token="a" * 32, mode=era, elicitation_callback=answering("decline", declined)
+        ) as client:
+            refused = await client.call_tool("create_video", {"prompt": prompt("a lighthouse")})
+        accepted: list[types.ElicitRequestParams] = []
+        async with sdk_client(
+            server, token="a" * 32, mode=era, elicitation_callback=answering("accept", accepted)
+        ) as client:
+            created = await client.call_tool("create_video", {"prompt": prompt("a lighthouse")})
+
+    assert (len(declined), len(accepted)) == ((1, 1) if asks else (0, 0))
+    assert structured(refused)["status"] == "not_created"
+    assert structured(created)["status"] in ("queued", "generating")
+    assert creates(sandbox) == 1
