@@ -51,6 +51,8 @@ class Settings(BaseModel):
     """postgresql://... for storage shared by several replicas; None: the SQLite journal in state_dir."""
     lease_seconds: float = Field(default=defaults.LEASE_SECONDS, gt=0)
     """How long a replica's claim to poll a generation lasts without renewal (takeover time if it dies)."""
+    task_ttl_seconds: float = Field(default=defaults.TASK_TTL_SECONDS, gt=0)
+    """How long a protocol task (and its result) is kept after it was created."""
     media_origins: tuple[str, ...] = defaults.MEDIA_ORIGINS
     """Where finished videos are served from: the inline player may load media from these (its CSP)."""
     auth_token: SecretStr | None = None
@@ -118,6 +120,7 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "PIXVERSE_MCP_DATABASE_URL": "database_url",
     "PIXVERSE_MCP_LEASE_SECONDS": "lease_seconds",
     "PIXVERSE_MCP_MEDIA_ORIGINS": "media_origins",
+    "PIXVERSE_MCP_TASK_TTL_SECONDS": "task_ttl_seconds",
     "PIXVERSE_MCP_AUTH_TOKEN": "auth_token",
     "PIXVERSE_MCP_ALLOWED_HOSTS": "allowed_hosts",
     "PIXVERSE_MCP_ALLOWED_ORIGINS": "allowed_origins",

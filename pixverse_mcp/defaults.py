@@ -39,3 +39,5 @@ COST_ESTIMATE_USD: Final = 0.42
 LEASE_SECONDS: Final = 30.0
 # The provider's CDN, where its finished videos live: what the inline player may load media from by default.
 MEDIA_ORIGINS: Final = ("https://cdn.aimlapi.com",)
+# A protocol task, and the result it holds, is kept this long after it was created (a day: a client may come back).
+TASK_TTL_SECONDS: Final = 86_400.0

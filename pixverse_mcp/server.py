@@ -25,7 +25,8 @@ from pixverse_mcp.config import Settings
 from pixverse_mcp.player import HideAppOnlyTools, player_extension, tool_meta
 from pixverse_mcp.results import journal_document
 from pixverse_mcp.storage import StorageError
-from pixverse_mcp.tools import TOOLS
+from pixverse_mcp.tasks import TasksExtension
+from pixverse_mcp.tools import TOOLS, finish_generation
 
 INSTRUCTIONS = """\
 Generate short videos from text with PixVerse v5 (through the AI/ML API).
@@ -58,12 +59,15 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
     connection); without one, each run of the server opens its own.
     """
 
+    tasks = TasksExtension(ttl_seconds=settings.task_ttl_seconds, finish=finish_generation)
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
         if app is not None:
-            yield app
+            async with tasks.running(app):
+                yield app
             return
-        async with open_app(settings) as opened:
+        async with open_app(settings) as opened, tasks.running(opened):
             yield opened
 
     values = description_values(settings)
@@ -86,7 +90,7 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
         instructions=INSTRUCTIONS.format_map(values),
         lifespan=lifespan,
         tools=tools,
-        extensions=[player_extension(settings.media_origins)],
+        extensions=[player_extension(settings.media_origins), tasks],
         middleware=[HideAppOnlyTools()],
         log_level=settings.log_level,
     )

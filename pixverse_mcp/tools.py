@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import Field
@@ -42,8 +43,9 @@ from pixverse_mcp.results import (
     progress_message,
     refusal_result,
 )
-from pixverse_mcp.service import Outcome, VideoService
+from pixverse_mcp.service import Outcome, ProgressCallback, Started, VideoService
 from pixverse_mcp.storage import StorageError
+from pixverse_mcp.tasks import hand_off
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +134,36 @@ async def generate_video_blocking(
     app = _app(ctx)
     if not confirmed(confirmation):
         return declined_result(prompt=video.prompt)
+    budget = timeout_seconds or app.settings.wait_budget_seconds
+    called = anyio.current_time()
     try:
-        service = app.require_service()
-        outcome = await service.generate(
-            video,
-            timeout=timeout_seconds or app.settings.wait_budget_seconds,
-            force_new=force_new,
-            save=save_to_disk,
-            on_update=ProgressReporter(ctx),
-        )
+        started = await app.require_service().start(video, force_new=force_new, timeout=budget)
+    except PixVerseError as exc:
+        return await _problem(app, exc)
+    if hand_off(started, video, save=save_to_disk, preview=preview):
+        # A protocol task waits for it in the background; this result is not sent (the task handle is).
+        return await _report(app, Outcome(started.generation, reattached=started.reattached, prompt=video.prompt))
+    left = budget - (anyio.current_time() - called)
+    return await finish_generation(
+        app, started, video, timeout=left, save=save_to_disk, preview=preview, on_update=ProgressReporter(ctx)
+    )
+
+
+async def finish_generation(
+    app: App,
+    started: Started,
+    request: VideoRequest,
+    *,
+    timeout: float,
+    save: bool | None,
+    preview: bool,
+    on_update: ProgressCallback | None = None,
+) -> CallToolResult:
+    """The rest of `generate_video_blocking` once its generation exists: the wait, the save, the preview. A
+    protocol task finishes the same way in the background, so its result is the one the call would have had."""
+    service = app.require_service()
+    try:
+        outcome = await service.wait_started(started, request, timeout=timeout, save=save, on_update=on_update)
     except PixVerseError as exc:
         return await _problem(app, exc)
     result = await _report(app, outcome)

@@ -137,6 +137,8 @@ class TaskRecord:
     status_message: str | None = None
     result: dict[str, Any] | None = None
     """The final tool result, as JSON, once completed."""
+    arguments: dict[str, Any] | None = None
+    """What the task needs to resume its wait after a restart (the request, save/preview choices)."""
 
 
 class Storage(Protocol):

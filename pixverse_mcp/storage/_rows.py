@@ -76,6 +76,7 @@ def task(row: Any) -> TaskRecord:
         status=row["status"],
         status_message=_optional_str(row["status_message"]),
         result=_object(loads(row["result_json"])),
+        arguments=_object(loads(row["arguments_json"])),
     )
 
 
@@ -91,6 +92,7 @@ def task_values(record: TaskRecord) -> tuple[Any, ...]:
         record.status,
         text(record.status_message),
         dumps(record.result),
+        dumps(record.arguments),
     )
 
 

@@ -104,7 +104,8 @@ MIGRATIONS: Final[Sequence[str]] = (
         generation_id  TEXT,
         status         TEXT NOT NULL,
         status_message TEXT,
-        result_json    TEXT
+        result_json    TEXT,
+        arguments_json TEXT
     );
     """,
 )
@@ -459,10 +460,11 @@ class PostgresStorage:
         await self._run(
             lambda db: db.execute(
                 "INSERT INTO tasks (id, principal, created_at, updated_at, ttl_seconds, generation_id, status,"
-                " status_message, result_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " status_message, result_json, arguments_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 " ON CONFLICT (id) DO UPDATE SET updated_at = EXCLUDED.updated_at, ttl_seconds = EXCLUDED.ttl_seconds,"
                 " generation_id = EXCLUDED.generation_id, status = EXCLUDED.status,"
-                " status_message = EXCLUDED.status_message, result_json = EXCLUDED.result_json",
+                " status_message = EXCLUDED.status_message, result_json = EXCLUDED.result_json,"
+                " arguments_json = EXCLUDED.arguments_json",
                 *_rows.task_values(task),
             )
         )

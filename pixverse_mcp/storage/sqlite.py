@@ -106,7 +106,8 @@ MIGRATIONS: Final[Sequence[str]] = (
         generation_id TEXT,
         status        TEXT NOT NULL,
         status_message TEXT,
-        result_json   TEXT
+        result_json   TEXT,
+        arguments_json TEXT
     );
     """,
 )
@@ -420,7 +421,7 @@ class SqliteStorage:
         await self._run(
             lambda db: db.execute(
                 "INSERT OR REPLACE INTO tasks (id, principal, created_at, updated_at, ttl_seconds, generation_id,"
-                " status, status_message, result_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, status_message, result_json, arguments_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 _rows.task_values(task),
             )
         )
