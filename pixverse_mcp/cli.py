@@ -160,8 +160,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from pixverse_mcp.logs import configure_logging
 
-    secrets = [secret.get_secret_value() for secret in (settings.api_key, settings.auth_token) if secret]
-    configure_logging(settings.log_level, secrets=secrets)
+    configure_logging(settings.log_level, secrets=settings.secrets)
     try:
         if args.transport == "stdio":
             anyio.run(_serve_stdio, settings)

@@ -57,15 +57,32 @@ class Settings(BaseModel):
     """Where finished videos are served from: the inline player may load media from these (its CSP)."""
     auth_token: SecretStr | None = None
     """The bearer token every HTTP request must carry (HTTP transports only)."""
+    request_state_keys: tuple[SecretStr, ...] = ()
+    """Secrets (32+ characters each; the first seals) that protect the state of a multi-round call (a confirmation
+    on the 2026-07-28 protocol): the same on every replica, so the answer may reach another one. Empty: a random
+    key per process, which is right for one process."""
     allowed_hosts: tuple[str, ...] = ()
     """Host header values accepted over HTTP, beyond the loopback names (e.g. `mcp.example.com`, `10.0.0.5:*`)."""
     allowed_origins: tuple[str, ...] = ()
     """Origin header values accepted over HTTP, beyond the loopback origins (e.g. `https://app.example.com`)."""
 
+    @field_validator("request_state_keys")
+    @classmethod
+    def _long_enough(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < 32 for key in keys):
+            raise ValueError("each key must be at least 32 characters (for example: openssl rand -hex 32)")
+        return keys
+
     @field_validator("state_dir", "output_dir")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value configured, for log redaction."""
+        configured = (self.api_key, self.auth_token, self.database_url, *self.request_state_keys)
+        return [secret.get_secret_value() for secret in configured if secret is not None]
 
     @property
     def journal_path(self) -> Path:
@@ -122,11 +139,12 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "PIXVERSE_MCP_MEDIA_ORIGINS": "media_origins",
     "PIXVERSE_MCP_TASK_TTL_SECONDS": "task_ttl_seconds",
     "PIXVERSE_MCP_AUTH_TOKEN": "auth_token",
+    "PIXVERSE_MCP_REQUEST_STATE_KEYS": "request_state_keys",
     "PIXVERSE_MCP_ALLOWED_HOSTS": "allowed_hosts",
     "PIXVERSE_MCP_ALLOWED_ORIGINS": "allowed_origins",
 }
 
-_COMMA_SEPARATED: Final = ("allowed_hosts", "allowed_origins", "media_origins")
+_COMMA_SEPARATED: Final = ("allowed_hosts", "allowed_origins", "media_origins", "request_state_keys")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ResourceError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -91,6 +91,7 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
         lifespan=lifespan,
         tools=tools,
         extensions=[player_extension(settings.media_origins), tasks],
+        request_state_security=request_state_security(settings),
         middleware=[HideAppOnlyTools()],
         log_level=settings.log_level,
     )
@@ -103,6 +104,14 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
     )(generation_resource)
     server.custom_route("/healthz", methods=["GET"])(_healthz)
     return server
+
+
+def request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """Shared keys for the state of multi-round calls when configured (replicas must agree), else the SDK's
+    per-process random key. The audience is the server's name, the same on every replica."""
+    if not settings.request_state_keys:
+        return None
+    return RequestStateSecurity(keys=[key.get_secret_value() for key in settings.request_state_keys])
 
 
 async def generation_resource(generation_id: str, ctx: Context[App, Any]) -> str:

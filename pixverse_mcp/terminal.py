@@ -71,7 +71,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # A person at a terminal wants the progress bar and the answer, not the library's INFO lines.
     quiet = settings.log_level == "INFO"
-    configure_logging("ERROR" if quiet else settings.log_level)
+    configure_logging("ERROR" if quiet else settings.log_level, secrets=settings.secrets)
     errors = Console(stderr=True, soft_wrap=True)  # ids and commands must stay on one line, to copy them
     session = _Session()
     if args.command == "generate":
