@@ -1,13 +1,14 @@
 """pixverse-mcp benchmarks: every figure is a ratio against a baseline measured in the same run, on this machine.
 
-    .venv/bin/python benchmarks/run.py            # all four, about a minute
+    .venv/bin/python benchmarks/run.py            # all four, about ten minutes (P3 is most of it)
     .venv/bin/python benchmarks/run.py P1 P3      # some of them
 
-P1  cold start to a `tools/list` answer over stdio, against a bare MCPServer with one trivial tool   (target <= 1.2x)
+P1  cold start to a `tools/list` answer over stdio, against a bare MCPServer with one trivial tool   (target <= 1.1x)
 P2  `create_video` round trip through MCP (stdio), against a direct httpx POST to the same sandbox  (target <= 1.5x)
 P3  delay between a video becoming ready and our noticing it, and status requests per video, against the
-    provider's sample loop (a fixed 10 s interval), both on the sandbox with every duration scaled by 0.1
-    (target: lag <= 0.2x at <= 2x the requests)
+    provider's sample loop (a fixed 10 s interval), with the upstream at 0.5x, 1x and 2x the documented times
+    (after a warm-up batch our journal has learnt from), every duration scaled by 0.1
+    (target in every regime: lag <= 0.2x at <= 2x the requests)
 P4  1,000 concurrent blocking waits in one process: all complete; peak RSS (<= 150 MB) and event-loop lag p99
     (<= 50 ms)
 
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from pixverse_mcp.client import PixVerseClient  # noqa: E402
 from pixverse_mcp.models import VideoRequest  # noqa: E402
-from pixverse_mcp.polling import PollingPolicy, expected_generation_seconds  # noqa: E402
+from pixverse_mcp.polling import expected_generation_seconds  # noqa: E402
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig  # noqa: E402
 
 TIME_SCALE = 0.1
@@ -102,7 +103,7 @@ def bench_p1(runs: int = 9) -> Row:
         f"{_median_seconds(ours) * 1000:.0f} ms",
         f"{_median_seconds(bare) * 1000:.0f} ms",
         f"{ratio:.2f}x",
-        "<= 1.2x",
+        "<= 1.1x",
     )
 
 
@@ -173,73 +174,115 @@ def bench_p2(runs: int = 60) -> list[Row]:
 # --- P3 ---------------------------------------------------------------------------------------------------------
 
 
-def _realistic_timings(seed: int) -> Callable[[dict[str, Any]], tuple[float, float]]:
-    """Each video takes its size's usual time, +-15 %, scaled; a tenth of it queued."""
+def _regime_timings(seed: int, factor: float) -> Callable[[dict[str, Any]], tuple[float, float]]:
+    """Each video takes `factor` x its size's documented time, +-15 %, scaled; a tenth of it queued. The upstream
+    runs at a speed the table does not know, as the real one does with load and model updates."""
     rng = random.Random(seed)
 
     def timings(body: dict[str, Any]) -> tuple[float, float]:
         usual = expected_generation_seconds(body.get("resolution", "720p"), body.get("duration", 5))
-        total = usual * rng.uniform(0.85, 1.15) * TIME_SCALE
+        total = factor * usual * rng.uniform(0.85, 1.15) * TIME_SCALE
         return total * 0.1, total * 0.9
 
     return timings
 
 
-async def _sample_loop(client: PixVerseClient, generation_id: str) -> None:
-    """The provider's sample code: look every 10 s until done."""
-    while not (await client.get(generation_id)).status.is_final:  # noqa: ASYNC110 - this loop is the baseline
-        await anyio.sleep(SAMPLE_LOOP_INTERVAL)
-
-
-async def _p3_run(
-    sandbox: RunningSandbox, requests: list[VideoRequest], waiter: Callable[[PixVerseClient, str], Awaitable[object]]
-) -> tuple[float, float]:
-    """Mean lag (s) between ready and noticed, and status requests per video, for one way of waiting."""
-    sandbox.state.reset()
-    policy = PollingPolicy(time_scale=TIME_SCALE)
-    async with PixVerseClient(api_key=SANDBOX_API_KEY, base_url=sandbox.url, polling_policy=policy) as client:
+async def _sample_loop(sandbox: RunningSandbox, requests: list[VideoRequest]) -> list[str]:
+    """The provider's sample code: create, then look every 10 s until done."""
+    async with PixVerseClient(api_key=SANDBOX_API_KEY, base_url=sandbox.url) as client:
         generations = [await client.create(request) for request in requests]
+
+        async def loop(generation_id: str) -> None:
+            while not (await client.get(generation_id)).status.is_final:  # noqa: ASYNC110 - the baseline
+                await anyio.sleep(SAMPLE_LOOP_INTERVAL)
+
         async with anyio.create_task_group() as group:
             for generation in generations:
-                group.start_soon(waiter, client, generation.id)
-    records = [sandbox.state.generations[generation.id] for generation in generations]
+                group.start_soon(loop, generation.id)
+    return [generation.id for generation in generations]
+
+
+async def _ours(sandbox: RunningSandbox, batches: list[list[VideoRequest]], state_dir: Path) -> list[str]:
+    """Our service, learning as it goes: each batch waits for the one before (the journal then knows its times);
+    returns the ids of the last batch."""
+    from pydantic import SecretStr
+
+    from pixverse_mcp.app import open_app
+    from pixverse_mcp.config import Settings
+
+    settings = Settings(
+        api_key=SecretStr(SANDBOX_API_KEY),
+        base_url=sandbox.url,
+        poll_time_scale=TIME_SCALE,
+        state_dir=state_dir,
+        log_level="WARNING",
+    )
+    ids: list[str] = []
+    async with open_app(settings) as app:
+        service = app.require_service()
+
+        async def generate(request: VideoRequest) -> None:
+            outcome = await service.generate(request, timeout=120 * TIME_SCALE * 10)
+            ids.append(outcome.generation.id)
+
+        for batch in batches:
+            ids.clear()
+            async with anyio.create_task_group() as group:
+                for request in batch:
+                    group.start_soon(generate, request)
+    return ids
+
+
+def _measured(sandbox: RunningSandbox, ids: list[str], status_requests: int) -> tuple[float, float]:
+    records = [sandbox.state.generations[generation_id] for generation_id in ids]
     lags = [record.final_served_at - record.ready_at for record in records if record.final_served_at is not None]
-    return statistics.mean(lags), sandbox.state.stats()["status_requests"] / len(records)
+    return statistics.mean(lags), status_requests / len(records)
 
 
-def bench_p3(videos: int = 40) -> list[Row]:
+def bench_p3(warm_up: int = 24, rounds: int = 3, videos: int = 40) -> list[Row]:
+    """For each regime (the upstream at 0.5x, 1x and 2x the documented times): a warm-up batch teaches the journal
+    (in `rounds` waves, as generations would come over a morning: each wave learns from the ones before), then a
+    measured batch; the baseline (the provider's 10 s loop) waits for the same measured videos."""
     sizes = [("720p", 5), ("720p", 5), ("1080p", 5), ("540p", 8)]
-    requests = [
-        VideoRequest(prompt=f"video {index}", resolution=sizes[index % 4][0], duration=sizes[index % 4][1])
-        for index in range(videos)
-    ]
 
-    with RunningSandbox(SandboxConfig(timings=_realistic_timings(seed=7))) as sandbox:
+    def batch(label: str, count: int) -> list[VideoRequest]:
+        return [
+            VideoRequest(prompt=f"{label} {index}", resolution=sizes[index % 4][0], duration=sizes[index % 4][1])
+            for index in range(count)
+        ]
 
-        async def ours(client: PixVerseClient, generation_id: str) -> object:
-            body = sandbox.state.generations[generation_id].body
-            expected = client.polling_policy.expected_seconds(body["resolution"], body["duration"])
-            return await client.wait(generation_id, timeout=60, expected_seconds=expected)
-
-        baseline_lag, baseline_requests = anyio.run(_p3_run, sandbox, requests, _sample_loop)
-        sandbox.state.config.timings = _realistic_timings(seed=7)  # the same durations for our run
-        lag, per_video = anyio.run(_p3_run, sandbox, requests, ours)
-    return [
-        (
-            "P3 lag, ready -> noticed",
-            f"{lag / TIME_SCALE:.2f} s",
-            f"{baseline_lag / TIME_SCALE:.2f} s",
-            f"{lag / baseline_lag:.2f}x",
-            "<= 0.2x",
-        ),
-        (
-            "P3 status requests per video",
-            f"{per_video:.1f}",
-            f"{baseline_requests:.1f}",
-            f"{per_video / baseline_requests:.2f}x",
-            "<= 2x",
-        ),
-    ]
+    rows: list[Row] = []
+    for factor in (0.5, 1.0, 2.0):
+        measured = batch("measured", videos)
+        with RunningSandbox(SandboxConfig(timings=_regime_timings(seed=7, factor=factor))) as sandbox:
+            baseline_ids = anyio.run(_sample_loop, sandbox, measured)
+            baseline_lag, baseline_requests = _measured(sandbox, baseline_ids, sandbox.state.stats()["status_requests"])
+        with tempfile.TemporaryDirectory() as state, RunningSandbox(SandboxConfig()) as sandbox:
+            sandbox.state.config.timings = _regime_timings(seed=3, factor=factor)
+            waves = [batch(f"warm-up {wave}", warm_up // rounds) for wave in range(rounds)]
+            anyio.run(_ours, sandbox, waves, Path(state))
+            before = sandbox.state.stats()["status_requests"]
+            sandbox.state.config.timings = _regime_timings(seed=7, factor=factor)  # the baseline's very durations
+            ids = anyio.run(_ours, sandbox, [measured], Path(state))
+            lag, per_video = _measured(sandbox, ids, sandbox.state.stats()["status_requests"] - before)
+        regime = f"P3 upstream at {factor:g}x the table:"
+        rows += [
+            (
+                f"{regime} lag, ready -> noticed",
+                f"{lag / TIME_SCALE:.2f} s",
+                f"{baseline_lag / TIME_SCALE:.2f} s",
+                f"{lag / baseline_lag:.2f}x",
+                "<= 0.2x",
+            ),
+            (
+                f"{regime} status requests per video",
+                f"{per_video:.1f}",
+                f"{baseline_requests:.1f}",
+                f"{per_video / baseline_requests:.2f}x",
+                "<= 2x",
+            ),
+        ]
+    return rows
 
 
 # --- P4 ---------------------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from pixverse_mcp.errors import (
 )
 from pixverse_mcp.logs import REDACTED, secret_forms
 from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, Generation, GenerationStatus, VideoRequest, clean_text
-from pixverse_mcp.polling import PollingPolicy
+from pixverse_mcp.polling import Expectation, PollingPolicy
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -105,6 +105,8 @@ class WaitUpdate:
     expected_seconds: float
     status_changed: bool
     """True when this update carries a status different from the previous one (the first answer counts)."""
+    answer: bool = True
+    """True when this update carries a new answer from the API (False: a heartbeat between answers)."""
 
     @property
     def status(self) -> GenerationStatus | None:
@@ -132,7 +134,7 @@ class _Watch:
 
     started: float
     """Clock reading when the generation was created (as best we know)."""
-    expected: float
+    expectation: Expectation
     next_due: float
     latest: Generation | None = None
     version: int = 0
@@ -303,10 +305,10 @@ class PixVerseClient:
         """
         request = prompt if isinstance(prompt, VideoRequest) else VideoRequest(prompt=prompt, **options)
         generation = await self.create(request)
-        expected = self.polling_policy.expected_seconds(request.resolution, request.duration)
-        if on_update is not None:
-            await _deliver(on_update, WaitUpdate(generation.id, generation, 0.0, expected, status_changed=True))
-        return await self.wait(generation.id, timeout=timeout, on_update=on_update, expected_seconds=expected)
+        expectation = self.polling_policy.expectation(request.resolution, request.duration)
+        return await self.wait(
+            generation.id, timeout=timeout, on_update=on_update, expectation=expectation, known=generation
+        )
 
     async def wait(
         self,
@@ -314,17 +316,20 @@ class PixVerseClient:
         *,
         timeout: float,
         on_update: UpdateCallback | None = None,
-        expected_seconds: float | None = None,
+        expectation: Expectation | None = None,
         elapsed_before: float = 0.0,
+        known: Generation | None = None,
         before_poll: Callable[[], Awaitable[None]] | None = None,
     ) -> Generation:
         """Poll until the generation is final or `timeout` seconds have passed; return the completed generation.
 
-        The schedule comes from `polling_policy` and `expected_seconds` (how long this kind of video usually
-        takes; `elapsed_before` says how long ago it was created). `on_update` hears every answer and a heartbeat
-        at least every `polling_policy.heartbeat_seconds`. Transient faults (network, 5xx, 429, odd bodies) do not
-        end the wait. Raises `GenerationFailedError` if it failed, `WaitTimeoutError` (with the id) if time ran
-        out: the generation itself goes on upstream either way, and a later `get`/`wait` can pick it up.
+        The schedule comes from `polling_policy` and `expectation` (when this kind of video is usually ready;
+        `elapsed_before` says how long ago it was created). The first look is at once, unless the caller passes the
+        status it already has as `known` (a create's answer): that is reported at once and the first look waits for
+        the schedule. `on_update` hears every answer and a heartbeat at least every
+        `polling_policy.heartbeat_seconds`. Transient faults (network, 5xx, 429, odd bodies) do not end the wait.
+        Raises `GenerationFailedError` if it failed, `WaitTimeoutError` (with the id) if time ran out: the
+        generation itself goes on upstream either way, and a later `get`/`wait` can pick it up.
 
         Concurrent waits on one id share one polling loop: one waiter (the poller) sends the status requests and
         the others hear its answers. When the poller leaves (its deadline, a cancel), another takes over.
@@ -335,8 +340,12 @@ class PixVerseClient:
         policy = self.polling_policy
         watch = self._watches.get(generation_id)
         if watch is None:
-            expected = expected_seconds if expected_seconds is not None else policy.expected_seconds()
-            watch = _Watch(started=self._clock() - elapsed_before, expected=expected, next_due=self._clock())
+            expectation = expectation or policy.expectation()
+            now = self._clock()
+            first = now if known is None else now + policy.next_delay(elapsed_before, expectation)
+            watch = _Watch(started=now - elapsed_before, expectation=expectation, next_due=first)
+            if known is not None:
+                watch.latest, watch.version = known, 1
             self._watches[generation_id] = watch
         watch.waiters += 1
         deadline = self._clock() + timeout
@@ -344,12 +353,13 @@ class PixVerseClient:
         last_status: GenerationStatus | None = None
         last_notified = self._clock()
 
-        async def notify(changed: bool) -> None:
+        async def notify(changed: bool, *, answer: bool = True) -> None:
             nonlocal last_notified
             last_notified = self._clock()
             if on_update is not None:
                 elapsed = self._clock() - watch.started
-                await _deliver(on_update, WaitUpdate(generation_id, watch.latest, elapsed, watch.expected, changed))
+                update = WaitUpdate(generation_id, watch.latest, elapsed, watch.expectation.typical, changed, answer)
+                await _deliver(on_update, update)
 
         try:
             while True:
@@ -388,7 +398,7 @@ class PixVerseClient:
                     with anyio.move_on_after(max(0.0, min(deadline, heartbeat_due) - now)):
                         await watch.changed.wait()
                 if self._clock() >= heartbeat_due and watch.version == seen:
-                    await notify(False)
+                    await notify(False, answer=False)
         finally:
             watch.waiters -= 1
             if watch.poller is notify:
@@ -401,8 +411,9 @@ class PixVerseClient:
         """One status request for a shared watch, bounded by the waiter's deadline; transient faults are logged
         and the schedule goes on, never sooner than a Retry-After the API asked for."""
         retry_after = None
+        asked = self._clock()
         try:
-            current = await self.get(generation_id, retry=False, timeout=max(0.0, deadline - self._clock()))
+            current = await self.get(generation_id, retry=False, timeout=max(0.0, deadline - asked))
         except _TRANSIENT_DURING_WAIT as exc:
             logger.warning("status of %s unavailable for now (%s); still waiting", printable(generation_id), exc)
             if isinstance(exc, APIStatusError) and exc.retry_after is not None:
@@ -410,9 +421,10 @@ class PixVerseClient:
         else:
             watch.latest = current
             watch.announce()
-        elapsed = self._clock() - watch.started
-        delay = self.polling_policy.next_delay(elapsed, watch.expected)
-        watch.next_due = self._clock() + max(delay, retry_after or 0.0)
+        # The schedule counts from when this look was sent (a slow answer must not push every later look back); a
+        # Retry-After counts from its answer.
+        delay = self.polling_policy.next_delay(asked - watch.started, watch.expectation)
+        watch.next_due = max(asked + delay, self._clock() + (retry_after or 0.0))
 
     async def download(
         self,

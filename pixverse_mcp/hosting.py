@@ -50,6 +50,10 @@ MIN_TOKEN_LENGTH: Final = 16
 # would keep a silent or dripping socket open forever, and enough of them lock everyone out.
 REQUEST_HEADER_SECONDS: Final = 10.0
 # Beyond these, new connections get 503 and new sessions are refused (each session holds ~40 KB).
+# An idle keep-alive connection is kept this long. Clients reuse one for up to 5 s (httpx's default), so uvicorn's
+# default of 5 s races them: a request sent on a connection the server is closing fails, and the MCP SDK client
+# then ends the whole session. Longer than any client keeps it, as long as the header deadline allows.
+KEEP_ALIVE_SECONDS: Final = int(REQUEST_HEADER_SECONDS)
 MAX_CONNECTIONS: Final = 1000
 MAX_SESSIONS: Final = 1000
 # A stateful session nobody used for this long is closed (the SDK's default is 30 minutes).
@@ -170,6 +174,7 @@ async def serve_http(settings: Settings, options: HttpOptions) -> None:
             log_level=settings.log_level.lower(),
             log_config=None,  # keep our stderr handler: uvicorn's default config writes access lines to stdout
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             http=_HeaderDeadlineProtocol,
             limit_concurrency=MAX_CONNECTIONS,
         )

@@ -38,7 +38,8 @@ from pixverse_mcp.errors import (
     SpendingCapError,
     WaitTimeoutError,
 )
-from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest
+from pixverse_mcp.models import DEFAULT_DURATION, DEFAULT_RESOLUTION, Generation, GenerationStatus, VideoRequest
+from pixverse_mcp.polling import Expectation, expectation_from_history
 from pixverse_mcp.preview import ContactSheet, contact_sheet
 from pixverse_mcp.storage import (
     CREATE_GRACE_SECONDS,
@@ -58,6 +59,10 @@ _T = TypeVar("_T")
 # A call that must still save its video gets at least this long for it, past its budget if need be (the README's
 # "budget plus a small margin").
 DOWNLOAD_MARGIN_SECONDS: Final = 2.0
+# Expectations are learnt from this many of the newest ready times (all sizes), re-read at most this often (scaled
+# with the polling schedule, for the sandbox).
+LEARN_FROM_GENERATIONS: Final = 200
+EXPECTATION_REFRESH_SECONDS: Final = 10.0
 ProgressCallback = Callable[[WaitUpdate], Awaitable[None]]
 """What the front ends give a wait: a coroutine that hears every update (progress bars, MCP notifications)."""
 
@@ -125,6 +130,12 @@ class VideoService:
         self._waits: set[anyio.CancelScope] = set()
         self._draining = False
         self._lease_renewed: dict[str, float] = {}
+        self._history: tuple[float, list[tuple[str, int, float]]] | None = None
+
+    @property
+    def draining(self) -> bool:
+        """True once a graceful shutdown began: waits end early, and what they report is not final."""
+        return self._draining
 
     def drain(self) -> None:
         """End every wait now with its current state (for a graceful shutdown); later waits return at once.
@@ -135,14 +146,23 @@ class VideoService:
         for scope in self._waits:
             scope.cancel()
 
-    def expected_seconds(self, request: dict[str, object] | None) -> float:
-        """The usual generation time for a journaled request body (the default when unknown)."""
-        resolution = request.get("resolution", "720p") if request else None
-        duration = request.get("duration", 5) if request else None
+    async def expectation(self, request: dict[str, object] | None) -> Expectation:
+        """When a generation of this request's size is likely to be ready: learnt from the journal's recent ready
+        times (which every process and replica writes), the documented table while there is no history. The
+        history is read at most every `EXPECTATION_REFRESH_SECONDS`: a thousand waits are not a thousand queries."""
+        resolution = request.get("resolution", DEFAULT_RESOLUTION) if request else DEFAULT_RESOLUTION
+        duration = request.get("duration", DEFAULT_DURATION) if request else DEFAULT_DURATION
+        if not isinstance(resolution, str) or not isinstance(duration, int):
+            resolution, duration = DEFAULT_RESOLUTION, DEFAULT_DURATION
         policy = self.client.polling_policy
-        if isinstance(resolution, str) and isinstance(duration, int):
-            return policy.expected_seconds(resolution, duration)
-        return policy.expected_seconds()
+        now = anyio.current_time()
+        if self._history is None or now - self._history[0] >= EXPECTATION_REFRESH_SECONDS * policy.time_scale:
+            try:
+                history = await self.storage.ready_times(limit=LEARN_FROM_GENERATIONS)
+            except StorageError:
+                history = []
+            self._history = (now, history)
+        return expectation_from_history(self._history[1], resolution, duration, time_scale=policy.time_scale)
 
     async def start(self, request: VideoRequest, *, force_new: bool = True, timeout: float | None = None) -> Started:
         """Create a generation (or, unless `force_new`, re-attach to an identical one in flight) and journal it
@@ -204,7 +224,9 @@ class VideoService:
                 logger.error("could not update the create intent %s: %s", intent_id, exc)
 
     async def _join(self, intent_id: str) -> Started | None:
-        """Wait for an identical create in progress; its generation, or None if it was refused (claim again)."""
+        """Wait for an identical create without an id yet; its generation, or None if it was refused (claim
+        again). One whose outcome is unknown is not sent again: that could pay twice (`force_new` does it)."""
+        sent_at = time.time()
         with anyio.move_on_after(CREATE_GRACE_SECONDS):
             while True:
                 entry = await self.storage.created_by(intent_id)
@@ -213,12 +235,13 @@ class VideoService:
                 pending = await self.storage.pending_create(intent_id)
                 if pending is None:
                     return None
+                sent_at = pending.created_at
                 if pending.outcome_unknown:
                     break
                 await anyio.sleep(_JOIN_POLL_SECONDS)
         raise CreateOutcomeUnknownError(
-            f"An identical create was sent moments ago and no answer came back for it, so it may have been "
-            f"accepted. {_CHECK_BEFORE_RETRYING}"
+            f"An identical create was sent {max(0, round(time.time() - sent_at))} s ago and no answer came back for "
+            f"it, so it may have been accepted. {_CHECK_BEFORE_RETRYING}"
         )
 
     def _budget(self) -> Budget | None:
@@ -268,8 +291,12 @@ class VideoService:
         on_update: ProgressCallback | None = None,
     ) -> Outcome:
         """Wait up to `timeout` seconds for a generation `start` returned (a protocol task waits here, later)."""
-        expected = self.client.polling_policy.expected_seconds(request.resolution, request.duration)
-        outcome = await self._wait(started.generation, timeout, expected, started.elapsed_before, save, on_update)
+        expectation = await self.expectation(request.model_dump())
+        # A generation created just now: its status is the create's answer, no need to ask before the first look.
+        fresh = not started.reattached and started.elapsed_before <= 0
+        outcome = await self._wait(
+            started.generation, timeout, expectation, started.elapsed_before, save, on_update, fresh=fresh
+        )
         return replace(
             outcome, reattached=started.reattached, journal_error=started.journal_error, prompt=request.prompt
         )
@@ -298,9 +325,9 @@ class VideoService:
             outcome = await self._finish(generation, save, deadline=deadline)
         else:
             known = entry.as_generation() if entry else Generation(id=generation_id, status=GenerationStatus.UNKNOWN)
-            expected = self.expected_seconds(entry.request if entry else None)
+            expectation = await self.expectation(entry.request if entry else None)
             elapsed_before = time.time() - entry.created_at if entry and entry.request else 0.0
-            outcome = await self._wait(known, wait_seconds, expected, elapsed_before, save, on_update)
+            outcome = await self._wait(known, wait_seconds, expectation, elapsed_before, save, on_update)
         prompt = entry.request.get("prompt") if entry is not None and entry.request else None
         return replace(outcome, prompt=prompt if isinstance(prompt, str) else None)
 
@@ -308,10 +335,12 @@ class VideoService:
         self,
         generation: Generation,
         timeout: float,
-        expected: float,
+        expectation: Expectation,
         elapsed_before: float,
         save: bool | None,
         on_update: ProgressCallback | None,
+        *,
+        fresh: bool = False,
     ) -> Outcome:
         latest = generation
 
@@ -324,13 +353,20 @@ class VideoService:
 
         def still_running() -> Outcome:
             elapsed = anyio.current_time() - started
-            remaining = expected - elapsed_before - elapsed
+            remaining = expectation.typical - elapsed_before - elapsed
             return Outcome(latest, elapsed_seconds=elapsed, remaining_seconds=remaining if remaining > 0 else None)
 
         started = anyio.current_time()
         try:
             with self._drainable() as scope:
-                final = await self._watch(generation.id, started + timeout, expected, elapsed_before, hear)
+                final = await self._watch(
+                    generation.id,
+                    started + timeout,
+                    expectation,
+                    elapsed_before,
+                    hear,
+                    known=generation if fresh else None,
+                )
             if scope.cancelled_caught:
                 logger.info("wait for %s ended early: the server is shutting down", printable(generation.id))
                 return still_running()
@@ -366,26 +402,38 @@ class VideoService:
             self._waits.discard(scope)
 
     async def _watch(
-        self, generation_id: str, deadline: float, expected: float, elapsed_before: float, hear: ProgressCallback
+        self,
+        generation_id: str,
+        deadline: float,
+        expectation: Expectation,
+        elapsed_before: float,
+        hear: ProgressCallback,
+        *,
+        known: Generation | None,
     ) -> Generation:
         """Poll the API while this process holds the generation's lease; else follow whoever does, through storage.
 
         Returns the completed generation; raises `GenerationFailedError`, or `WaitTimeoutError` at `deadline`.
         """
         watch_started = anyio.current_time()
+        pending_until: float | None = None
         while True:
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
                 raise WaitTimeoutError(f"Generation {generation_id} is not finished", generation_id=generation_id)
             if not await self._take_lease(generation_id):
                 try:
-                    return await self._follow(generation_id, deadline, expected, elapsed_before, hear)
+                    return await self._follow(generation_id, deadline, expectation, elapsed_before, hear)
                 except _LeaseFree:
                     continue
 
             async def journal_and_hear(update: WaitUpdate) -> None:
-                if update.status_changed and update.generation is not None:
-                    await self._journal(self.storage.record_status(update.generation))
+                nonlocal pending_until
+                current = update.generation
+                if update.answer and current is not None and not current.status.is_final:
+                    pending_until = time.time()  # it was not ready yet: its ready time is later than this
+                if update.status_changed and current is not None:
+                    await self._journal(self.storage.record_status(current, pending_until=pending_until))
                 await hear(update)
 
             try:
@@ -393,12 +441,14 @@ class VideoService:
                     generation_id,
                     timeout=remaining,
                     on_update=journal_and_hear,
-                    expected_seconds=expected,
+                    expectation=expectation,
                     elapsed_before=elapsed_before + anyio.current_time() - watch_started,
+                    known=known,
                     before_poll=lambda: self._keep_lease(generation_id),
                 )
             except _LeaseLost:
                 logger.info("another process now polls %s; following it", printable(generation_id))
+                known = None  # stale by the time this process polls it again: look at once then
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._release_lease(generation_id)
@@ -432,7 +482,12 @@ class VideoService:
             logger.warning("could not release the polling lease on %s: %s", printable(generation_id), exc)
 
     async def _follow(
-        self, generation_id: str, deadline: float, expected: float, elapsed_before: float, hear: ProgressCallback
+        self,
+        generation_id: str,
+        deadline: float,
+        expectation: Expectation,
+        elapsed_before: float,
+        hear: ProgressCallback,
     ) -> Generation:
         """Wait on what another process's poller journals: no request to the API from here. Heartbeats as usual;
         take over (raise `_LeaseFree`) when that process stops renewing its lease."""
@@ -448,7 +503,8 @@ class VideoService:
             changed = current is not None and current.status is not last_status
             if changed or now - last_heard >= policy.heartbeat_seconds:
                 elapsed = elapsed_before + now - started
-                await hear(WaitUpdate(generation_id, current, elapsed, expected, status_changed=changed))
+                update = WaitUpdate(generation_id, current, elapsed, expectation.typical, status_changed=changed)
+                await hear(update)
                 last_heard = now
                 last_status = current.status if current is not None else None
             if current is not None and current.status is GenerationStatus.COMPLETED:

@@ -49,7 +49,7 @@ from pixverse_mcp.app import App
 from pixverse_mcp.client import printable
 from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest
 from pixverse_mcp.results import progress_message, safe_result
-from pixverse_mcp.service import Started
+from pixverse_mcp.service import Started, VideoService
 from pixverse_mcp.storage import StorageError, TaskRecord
 
 logger = logging.getLogger(__name__)
@@ -195,6 +195,8 @@ class TasksExtension(Extension):
                     started = Started(entry.as_generation() if entry else _unknown(task), elapsed_before=_age(task))
                 left = max(1.0, task.created_at + TASK_WAIT_SECONDS - time.time())
                 result = safe_result(await self._finish(app, started, request, timeout=left, **_choices(arguments)))
+                if app.service is not None and app.service.draining:
+                    return  # cut short by a shutdown: still working; the next process's first tasks/get resumes it
                 finished = replace(task, status="completed", updated_at=time.time(), result=_on_the_wire(result))
                 await app.storage.save_task(finished)
         except StorageError:
@@ -213,9 +215,11 @@ class TasksExtension(Extension):
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> dict[str, Any]:
         task = await self._lookup(ctx, params.task_id)
-        if task.status == "working":
-            self._start(task)
-        return {"resultType": "complete", **self._wire(task, await self._progress(task))}
+        if task.status != "working" or self._app.service is None:
+            return {"resultType": "complete", **self._wire(task)}
+        self._start(task)
+        message, interval = await self._progress(task, self._app.service)
+        return {"resultType": "complete", **self._wire(task, message, interval)}
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> dict[str, Any]:
         task = await self._lookup(ctx, params.task_id)
@@ -256,26 +260,29 @@ class TasksExtension(Extension):
         except StorageError as exc:
             raise MCPError(code=INVALID_PARAMS, message=f"Failed to update task: {exc}") from exc
 
-    async def _progress(self, task: TaskRecord) -> str | None:
-        """The readable progress line of a running task, from what the journal knows now."""
-        if task.status != "working" or self._app.service is None:
-            return task.status_message
+    async def _progress(self, task: TaskRecord, service: VideoService) -> tuple[str, int]:
+        """A running task's readable progress line, from what the journal knows now, and how soon to ask again:
+        no sooner than our own next look at the API."""
         try:
             entry = await self._app.storage.get(task.generation_id or "")
         except StorageError:
             entry = None
         status = entry.status if entry is not None else GenerationStatus.QUEUED
-        expected = self._app.service.expected_seconds(entry.request if entry else None)
-        return progress_message(status, _age(task), expected)
+        expectation = await service.expectation(entry.request if entry else None)
+        next_look = service.client.polling_policy.next_delay(_age(task), expectation)
+        interval = max(MIN_POLL_INTERVAL_MS, int(next_look * 1000))
+        return progress_message(status, _age(task), expectation.typical), interval
 
-    def _wire(self, task: TaskRecord, message: str | None = None) -> dict[str, Any]:
+    def _wire(
+        self, task: TaskRecord, message: str | None = None, interval_ms: int = MIN_POLL_INTERVAL_MS
+    ) -> dict[str, Any]:
         wired: dict[str, Any] = {
             "taskId": task.task_id,
             "status": task.status,
             "createdAt": _iso(task.created_at),
             "lastUpdatedAt": _iso(task.updated_at),
             "ttlMs": int(task.ttl_seconds * 1000),
-            "pollIntervalMs": self._poll_interval_ms(task),
+            "pollIntervalMs": interval_ms,
         }
         if message or task.status_message:
             wired["statusMessage"] = message or task.status_message
@@ -284,16 +291,6 @@ class TasksExtension(Extension):
         elif task.status == "failed":
             wired["error"] = task.result  # the JSON-RPC error the wait ended with
         return wired
-
-    def _poll_interval_ms(self, task: TaskRecord) -> int:
-        """No point asking us more often than we ask the API: the polling schedule's next delay for this age."""
-        service = self._app.service
-        if service is None or task.status != "working":
-            return MIN_POLL_INTERVAL_MS
-        policy = service.client.polling_policy
-        request = (task.arguments or {}).get("request", {})
-        expected = service.expected_seconds(request if isinstance(request, dict) else None)
-        return max(MIN_POLL_INTERVAL_MS, int(policy.next_delay(_age(task), expected) * 1000))
 
     async def _sweep(self) -> None:
         while True:

@@ -73,7 +73,7 @@ async def create_video(ctx: AppContext, confirmation: Confirmation, video: Video
         started = await service.start(video)
     except PixVerseError as exc:
         return await _problem(app, exc)
-    expected = service.client.polling_policy.expected_seconds(video.resolution, video.duration)
+    expected = (await service.expectation(video.model_dump())).typical
     outcome = Outcome(
         started.generation, remaining_seconds=expected, journal_error=started.journal_error, prompt=video.prompt
     )
@@ -112,7 +112,8 @@ async def generate_video_blocking(
         Field(
             strict=True,
             description="Start a new generation even if an identical one is still running from an earlier "
-            "call (by default such a call re-attaches to it, so a retry is not paid twice).",
+            "call, or an identical create got no answer (by default such a call re-attaches to it, or is refused "
+            "while it may have been charged, so a retry is not paid twice).",
         ),
     ] = False,
     preview: Annotated[

@@ -88,7 +88,8 @@ class Reattach:
 
 @dataclass(frozen=True)
 class CreateInProgress:
-    """An identical create is being sent right now (by this or another replica): wait for its id."""
+    """An identical create was sent (by this or another replica) and has no id yet: it is being sent right now
+    (wait for its id), or its outcome is unknown (it may have been charged: do not send another)."""
 
     intent_id: str
 
@@ -159,8 +160,9 @@ class Storage(Protocol):
         reattach_since: float | None,
         budget: Budget | None,
     ) -> Claim:
-        """Atomically: re-attach to an identical in-flight generation (created after `reattach_since`), or wait for
-        an identical create in progress, or refuse over `budget`, or record a new intent and proceed."""
+        """Atomically: re-attach to an identical in-flight generation (created after `reattach_since`), or join an
+        identical create without an id yet (in progress, or of unknown outcome, since `reattach_since`), or refuse
+        over `budget`, or record a new intent and proceed."""
 
     async def complete_create(self, intent_id: str, generation: Generation, request: dict[str, Any], key: str) -> None:
         """The create answered with `generation`: journal it and retire the intent, in one transaction."""
@@ -175,8 +177,12 @@ class Storage(Protocol):
         """The generation an intent became, once it did."""
 
     # Generations.
-    async def record_status(self, generation: Generation) -> None:
-        """Remember the latest state of a generation (one we created, or one an agent asked about)."""
+    async def record_status(self, generation: Generation, *, pending_until: float | None = None) -> None:
+        """Remember the latest state of a generation (one we created, or one an agent asked about).
+
+        `pending_until`: when it was last seen still running; with the time it is first seen completed, it brackets
+        its ready time (polling sees a completion late, never early).
+        """
 
     async def record_download(self, generation_id: str, path: Path, size: int) -> None:
         """Remember where the video was saved."""
@@ -200,8 +206,10 @@ class Storage(Protocol):
     async def daily_spend(self, *, days: int) -> list[tuple[str, float, int]]:
         """(UTC date, US dollars, videos) for the last `days` days that had any, newest first."""
 
-    async def ready_times(self, resolution: str, duration: int, *, limit: int) -> list[float]:
-        """How long the newest `limit` completed generations of this size took (seconds), newest first."""
+    async def ready_times(self, *, limit: int) -> list[tuple[str, int, float]]:
+        """(resolution, duration, seconds) of the newest `limit` completed generations, newest first: how long each
+        took, as the middle of the span between the last look that saw it still running and the first that saw it
+        done."""
 
     # One poller per generation across processes.
     async def hold_lease(

@@ -26,7 +26,6 @@ import anyio
 
 from pixverse_mcp.models import Generation, GenerationStatus, clean_text, usage_cost_usd
 from pixverse_mcp.storage import (
-    CREATE_GRACE_SECONDS,
     Budget,
     Claim,
     CreateInProgress,
@@ -107,6 +106,10 @@ MIGRATIONS: Final[Sequence[str]] = (
         result_json    TEXT,
         arguments_json TEXT
     );
+    """,
+    # When a generation was last seen not ready: its ready time is between that and `completed_at`.
+    """
+    ALTER TABLE generations ADD COLUMN pending_until DOUBLE PRECISION;
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -205,6 +208,15 @@ class PostgresStorage:
         async def claim(db: Any) -> Claim:
             if reattach_since is not None:
                 await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+                # The intents before the generations: a create that completes meanwhile fills in its intent and
+                # adds its generation in one transaction, so whenever it commits, one of the two reads sees it.
+                # (Read the other way round, a commit between them hides it from both: a second create.)
+                without_id = await db.fetchval(
+                    "SELECT id FROM create_intents WHERE request_key = $1 AND created_at > $2 AND generation_id IS NULL"
+                    " ORDER BY created_at DESC LIMIT 1",
+                    key,
+                    reattach_since,
+                )
                 row = await db.fetchrow(
                     "SELECT * FROM generations WHERE request_key = $1 AND created_at > $2 AND status <> ALL($3)"
                     " ORDER BY created_at DESC LIMIT 1",
@@ -214,14 +226,8 @@ class PostgresStorage:
                 )
                 if row is not None:
                     return Reattach(_rows.entry(row))
-                sending = await db.fetchval(
-                    "SELECT id FROM create_intents WHERE request_key = $1 AND created_at > $2"
-                    " AND NOT outcome_unknown AND generation_id IS NULL ORDER BY created_at DESC LIMIT 1",
-                    key,
-                    now - CREATE_GRACE_SECONDS,
-                )
-                if sending is not None:
-                    return CreateInProgress(sending)
+                if without_id is not None:
+                    return CreateInProgress(without_id)
             estimate = None
             if budget is not None:
                 await db.execute("SELECT pg_advisory_xact_lock($1)", _BUDGET_LOCK)
@@ -298,7 +304,7 @@ class PostgresStorage:
 
         return await self._run(select)
 
-    async def record_status(self, generation: Generation) -> None:
+    async def record_status(self, generation: Generation, *, pending_until: float | None = None) -> None:
         now = time.time()
         generation_id = clean_text(generation.id)
         completed = generation.status is GenerationStatus.COMPLETED
@@ -317,7 +323,8 @@ class PostgresStorage:
                 "UPDATE generations SET updated_at = $1, status = $2, raw_status = $3,"
                 " video_url = COALESCE($4, video_url), error = COALESCE($5, error),"
                 " usage_json = COALESCE($6, usage_json), cost_usd = COALESCE(cost_usd, $7),"
-                " completed_at = COALESCE(completed_at, $8) WHERE id = $9",
+                " completed_at = COALESCE(completed_at, $8), pending_until = COALESCE($9, pending_until)"
+                " WHERE id = $10",
                 now,
                 generation.status.value,
                 _rows.text(generation.raw_status),
@@ -326,6 +333,7 @@ class PostgresStorage:
                 _rows.dumps(generation.usage),
                 usage_cost_usd(generation.usage),
                 now if completed else None,
+                pending_until,
                 generation_id,
             )
             if previous != generation.status.value:
@@ -403,16 +411,16 @@ class PostgresStorage:
 
         return await self._run(select)
 
-    async def ready_times(self, resolution: str, duration: int, *, limit: int) -> list[float]:
-        async def select(db: Any) -> list[float]:
+    async def ready_times(self, *, limit: int) -> list[tuple[str, int, float]]:
+        async def select(db: Any) -> list[tuple[str, int, float]]:
             rows = await db.fetch(
-                "SELECT completed_at - created_at AS took FROM generations WHERE resolution = $1 AND duration = $2"
-                " AND completed_at IS NOT NULL AND request_key IS NOT NULL ORDER BY completed_at DESC LIMIT $3",
-                resolution,
-                duration,
+                "SELECT resolution, duration,"
+                " (GREATEST(COALESCE(pending_until, completed_at), created_at) + completed_at) / 2 - created_at AS took"
+                " FROM generations WHERE completed_at IS NOT NULL AND request_key IS NOT NULL"
+                " AND resolution IS NOT NULL AND duration IS NOT NULL ORDER BY completed_at DESC LIMIT $1",
                 limit,
             )
-            return [float(row["took"]) for row in rows]
+            return [(str(row["resolution"]), int(row["duration"]), float(row["took"])) for row in rows]
 
         return await self._run(select)
 

@@ -24,7 +24,6 @@ import anyio.to_thread
 
 from pixverse_mcp.models import Generation, GenerationStatus, clean_text, usage_cost_usd
 from pixverse_mcp.storage import (
-    CREATE_GRACE_SECONDS,
     Budget,
     Claim,
     CreateInProgress,
@@ -110,6 +109,10 @@ MIGRATIONS: Final[Sequence[str]] = (
         arguments_json TEXT
     );
     """,
+    # When a generation was last seen not ready: its ready time is between that and `completed_at`.
+    """
+    ALTER TABLE generations ADD COLUMN pending_until REAL;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # Reads of a generation's row by waiters that do not poll the API (another process holds the lease).
@@ -185,6 +188,11 @@ class SqliteStorage:
 
         def claim(db: sqlite3.Connection) -> Claim:
             if reattach_since is not None:
+                without_id = db.execute(
+                    "SELECT id FROM create_intents WHERE request_key = ? AND created_at > ? AND generation_id IS NULL"
+                    " ORDER BY created_at DESC LIMIT 1",
+                    (key, reattach_since),
+                ).fetchone()
                 row = db.execute(
                     "SELECT * FROM generations WHERE request_key = ? AND created_at > ? AND status NOT IN (?, ?)"
                     " ORDER BY created_at DESC LIMIT 1",
@@ -192,13 +200,8 @@ class SqliteStorage:
                 ).fetchone()
                 if row is not None:
                     return Reattach(_rows.entry(row))
-                sending = db.execute(
-                    "SELECT id FROM create_intents WHERE request_key = ? AND created_at > ? AND outcome_unknown = 0"
-                    " AND generation_id IS NULL ORDER BY created_at DESC LIMIT 1",
-                    (key, now - CREATE_GRACE_SECONDS),
-                ).fetchone()
-                if sending is not None:
-                    return CreateInProgress(sending["id"])
+                if without_id is not None:
+                    return CreateInProgress(without_id["id"])
             estimate = None
             if budget is not None:
                 estimate = _last_cost(db, request) or budget.default_estimate_usd
@@ -274,7 +277,7 @@ class SqliteStorage:
 
         return await self._run(select)
 
-    async def record_status(self, generation: Generation) -> None:
+    async def record_status(self, generation: Generation, *, pending_until: float | None = None) -> None:
         now = time.time()
         generation_id = clean_text(generation.id)
 
@@ -290,7 +293,7 @@ class SqliteStorage:
                 "UPDATE generations SET updated_at = ?, status = ?, raw_status = ?,"
                 " video_url = COALESCE(?, video_url), error = COALESCE(?, error),"
                 " usage_json = COALESCE(?, usage_json), cost_usd = COALESCE(cost_usd, ?),"
-                " completed_at = COALESCE(completed_at, ?) WHERE id = ?",
+                " completed_at = COALESCE(completed_at, ?), pending_until = COALESCE(?, pending_until) WHERE id = ?",
                 (
                     now,
                     generation.status.value,
@@ -300,6 +303,7 @@ class SqliteStorage:
                     _rows.dumps(generation.usage),
                     usage_cost_usd(generation.usage),
                     now if completed else None,
+                    pending_until,
                     generation_id,
                 ),
             )
@@ -374,14 +378,16 @@ class SqliteStorage:
 
         return await self._run(select)
 
-    async def ready_times(self, resolution: str, duration: int, *, limit: int) -> list[float]:
-        def select(db: sqlite3.Connection) -> list[float]:
+    async def ready_times(self, *, limit: int) -> list[tuple[str, int, float]]:
+        def select(db: sqlite3.Connection) -> list[tuple[str, int, float]]:
             rows = db.execute(
-                "SELECT completed_at - created_at AS took FROM generations WHERE resolution = ? AND duration = ?"
-                " AND completed_at IS NOT NULL AND request_key IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
-                (resolution, duration, limit),
+                "SELECT resolution, duration,"
+                " (MAX(COALESCE(pending_until, completed_at), created_at) + completed_at) / 2 - created_at AS took"
+                " FROM generations WHERE completed_at IS NOT NULL AND request_key IS NOT NULL"
+                " AND resolution IS NOT NULL AND duration IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
+                (limit,),
             ).fetchall()
-            return [float(row["took"]) for row in rows]
+            return [(str(row["resolution"]), int(row["duration"]), float(row["took"])) for row in rows]
 
         return await self._run(select)
 

@@ -336,19 +336,35 @@ async def test_wait_never_asks_for_a_negative_sleep_after_a_slow_failed_poll() -
 
 async def test_wait_notices_an_on_time_generation_within_the_floor_and_with_few_requests() -> None:
     time = FakeTime()
-    expected = PollingPolicy().expected_seconds("720p", 5)
+    expectation = PollingPolicy().expectation("720p", 5)
+    expected = expectation.typical
 
     def on_time(now: float) -> Reply:
         return completed() if now >= expected else status("generating")
 
     upstream = Timeline(time, on_time)
     async with make_client(upstream, time) as client:
-        await client.wait(GENERATION_ID, timeout=600, expected_seconds=expected)
+        await client.wait(GENERATION_ID, timeout=600, expectation=expectation)
 
     lag = upstream.request_times[-1] - expected
     assert 0 <= lag <= PollingPolicy().floor_seconds
     # The provider's sample polls every 10 s: 0, 10, 20, 30, 40 = 5 requests for a 35 s generation.
     assert len(upstream.requests) <= 2 * 5
+
+
+async def test_a_known_status_is_reported_at_once_and_the_first_look_waits_for_the_schedule() -> None:
+    time = FakeTime()
+    expectation = PollingPolicy().expectation("720p", 5)
+    upstream = Timeline(time, _queued_then_generating_then_completed)
+    log = UpdateLog(time)
+    known = Generation.model_validate({"id": GENERATION_ID, "status": "queued"})
+    async with make_client(upstream, time) as client:
+        await client.wait(GENERATION_ID, timeout=120, on_update=log, expectation=expectation, known=known)
+
+    first_at, first = log.updates[0]
+    assert (first_at, first.status, first.status_changed) == (0.0, GenerationStatus.QUEUED, True)
+    # Nothing to ask before the schedule's first look (half of the early bound): the status is known.
+    assert upstream.request_times[0] == pytest.approx(PollingPolicy().hedge_fraction * expectation.early)
 
 
 async def test_wait_raises_generation_failed_carrying_the_generation() -> None:

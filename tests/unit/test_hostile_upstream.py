@@ -305,6 +305,7 @@ async def test_a_lone_surrogate_in_a_create_answer_is_replaced_and_never_resent(
         await harness.assert_alive()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", get_args(SurrogateField))
 async def test_a_lone_surrogate_in_every_status_poll_of_a_blocking_call_keeps_the_id(
     up: HostileUpstream, tmp_path: Path, where: SurrogateField
@@ -509,11 +510,20 @@ async def test_a_create_that_times_out_is_listed_as_uncertain(up: HostileUpstrea
         uncertain = (await harness.listing())["uncertain_creates"]
         assert [(entry["prompt"], entry["state"]) for entry in uncertain] == [(text, "outcome_unknown")]
         assert up.creates == 1
+        # Asked again through the tool that re-attaches, it is not sent: the first may have been charged.
+        again = await harness.call("generate_video_blocking", {"prompt": text})
+        assert again.is_error
+        assert ACCEPTED_WORDING.search(text_of(again)), text_of(again)
+        assert up.creates == 1
+        # force_new is the user saying "another one anyway".
+        await harness.call("generate_video_blocking", {"prompt": text, "force_new": True})
+        assert up.creates == 2
 
 
 # 4. The wait budget bounds the whole call.
 
 
+@pytest.mark.slow
 async def test_a_status_answer_dripping_a_byte_every_half_second_cannot_outlast_the_budget(
     up: HostileUpstream, tmp_path: Path
 ) -> None:
@@ -539,6 +549,7 @@ SLOW_CREATES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reply", SLOW_CREATES.values(), ids=SLOW_CREATES.keys())
 async def test_a_slow_create_cannot_outlast_the_budget_and_stays_visible(
     up: HostileUpstream, tmp_path: Path, reply: Reply
@@ -554,6 +565,7 @@ async def test_a_slow_create_cannot_outlast_the_budget_and_stays_visible(
             assert [entry["state"] for entry in uncertain] in (["outcome_unknown"], ["creating"])
 
 
+@pytest.mark.slow
 async def test_a_slow_download_cannot_outlast_the_budget(up: HostileUpstream, tmp_path: Path) -> None:
     up.on_download(slow_download(1, 0.5), repeat=True)
     async with serve(up, tmp_path, read_timeout_seconds=60.0) as harness:
@@ -595,6 +607,7 @@ def write_huge_video_elsewhere(path: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO_ROOT, check=True, timeout=60)
 
 
+@pytest.mark.slow
 async def test_previewing_an_8k_video_is_refused_with_its_frame_size_in_little_memory(
     up: HostileUpstream, tmp_path: Path
 ) -> None:

@@ -111,6 +111,43 @@ async def test_concurrent_identical_claims_make_exactly_one_proceed(storage: Sto
     assert sum(isinstance(claim, CreateInProgress) for claim in claims) == 7
 
 
+async def test_claims_racing_a_create_that_completes_never_send_it_twice(storage: Storage) -> None:
+    # The create completes while identical claims are being decided, in every interleaving the rounds happen to
+    # produce: each claim proceeds (once), joins the intent or re-attaches to the generation; never a second send.
+    for round_number in range(30):
+        key = f"{KEY}-race-{round_number}"
+        outcomes: list[object] = []
+        first = await storage.claim_create(BODY, key, reattach_since=time.time() - 600, budget=None)
+        assert isinstance(first, Proceed)
+
+        async def claim(key: str, outcomes: list[object]) -> None:
+            outcomes.append(await storage.claim_create(BODY, key, reattach_since=time.time() - 600, budget=None))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(claim, key, outcomes)
+            group.start_soon(storage.complete_create, first.intent_id, created(f"gen-{round_number}"), BODY, key)
+            for _ in range(4):
+                group.start_soon(claim, key, outcomes)
+
+        assert not [outcome for outcome in outcomes if isinstance(outcome, Proceed)], round_number
+        assert all(isinstance(outcome, CreateInProgress | Reattach) for outcome in outcomes)
+
+
+async def test_an_identical_request_after_a_create_of_unknown_outcome_is_not_sent_again(storage: Storage) -> None:
+    sent = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
+    assert isinstance(sent, Proceed)
+    await storage.abandon_create(sent.intent_id, outcome_unknown=True, detail="the connection was reset")
+
+    again = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
+    forced = await storage.claim_create(BODY, KEY, reattach_since=None, budget=None)
+    later = await storage.claim_create(BODY, KEY, reattach_since=time.time() + 1, budget=None)
+
+    assert again == CreateInProgress(sent.intent_id)  # joined: the service then says it may have been charged
+    assert isinstance(forced, Proceed)  # force_new: the user asked for another
+    assert isinstance(later, Proceed)  # outside the re-attach window it is a new request
+
+
 async def test_a_create_without_an_answer_stays_listed_as_outcome_unknown(storage: Storage) -> None:
     claim = await storage.claim_create(BODY, KEY, reattach_since=None, budget=None)
     assert isinstance(claim, Proceed)
@@ -166,7 +203,24 @@ async def test_status_changes_are_kept_in_order_with_the_first_completion_time(s
     assert entry is not None
     assert entry.video_url == "https://cdn.example/v.mp4"
     assert entry.completed_at is not None
-    assert await storage.ready_times("720p", 5, limit=10) == [pytest.approx(entry.completed_at - entry.created_at)]
+    assert await storage.ready_times(limit=10) == [("720p", 5, pytest.approx(entry.completed_at - entry.created_at))]
+
+
+async def test_a_ready_time_is_the_middle_of_the_last_pending_look_and_the_first_done_one(storage: Storage) -> None:
+    await create(storage, created())
+    entry = await storage.get("gen-1:pixverse/v5/text-to-video")
+    assert entry is not None
+    pending_until = entry.created_at + 0.5
+
+    await storage.record_status(
+        created(status="completed", video_url="https://cdn.example/v.mp4"), pending_until=pending_until
+    )
+
+    finished = await storage.get("gen-1:pixverse/v5/text-to-video")
+    assert finished is not None
+    assert finished.completed_at is not None
+    [(_, _, took)] = await storage.ready_times(limit=10)
+    assert took == pytest.approx((pending_until + finished.completed_at) / 2 - finished.created_at)
 
 
 async def test_text_no_store_can_hold_is_stored_replaced_not_refused(storage: Storage) -> None:
