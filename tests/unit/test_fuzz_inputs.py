@@ -39,6 +39,9 @@ from pixverse_mcp.models import VideoRequest
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
 from pixverse_mcp.server import build_server
 
+# Hundreds of generated calls each: the full suite runs them, the fast loop (`scripts/test --fast`) does not.
+pytestmark = pytest.mark.slow
+
 # The tools of the README, each fuzzed with invalid input; create_video and list_videos with valid input too.
 TOOLS = ("create_video", "generate_video_blocking", "get_video_status", "list_videos")
 VIDEO_FIELDS = frozenset(VideoRequest.model_fields)

@@ -44,7 +44,7 @@ def test_server_json_describes_this_package_over_stdio_with_the_key_as_a_secret(
     (package,) = manifest["packages"]  # type: ignore[misc]
     assert manifest["version"] == package["version"] == pixverse_mcp.__version__
     assert package["registryType"] == "pypi"
-    assert package["identifier"] == "pixverse-mcp"
+    assert package["identifier"] == "aimlapi-pixverse-mcp"
     assert package["transport"] == {"type": "stdio"}
     variables = {variable["name"]: variable for variable in package["environmentVariables"]}
     assert variables["AIMLAPI_API_KEY"]["isSecret"] is True
@@ -54,6 +54,7 @@ def test_server_json_describes_this_package_over_stdio_with_the_key_as_a_secret(
 
 def test_the_console_script_and_the_version_come_from_the_package() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["aimlapi-pixverse-mcp"] == "pixverse_mcp.cli:main"
     assert project["scripts"]["pixverse-mcp"] == "pixverse_mcp.cli:main"
     assert "version" in project["dynamic"]
 
@@ -61,8 +62,10 @@ def test_the_console_script_and_the_version_come_from_the_package() -> None:
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)\n```", readme, flags=re.DOTALL)
-    test_command = next(block for block in blocks if "pytest" in block)
+    test_command = next(block for block in blocks if block.startswith("scripts/test"))
+    assert test_command == "scripts/test"
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert (ROOT / "scripts" / "test").stat().st_mode & 0o111, "scripts/test must be executable"
 
 
 def test_the_readme_documents_every_setting() -> None:
