@@ -60,6 +60,15 @@ def clean_text(text: str) -> str:
     return text
 
 
+def request_size(body: dict[str, Any] | None) -> tuple[str, int]:
+    """(resolution, duration) of a journaled request body: the defaults where it has none (or odd ones)."""
+    resolution = body.get("resolution", DEFAULT_RESOLUTION) if body else DEFAULT_RESOLUTION
+    duration = body.get("duration", DEFAULT_DURATION) if body else DEFAULT_DURATION
+    if not isinstance(resolution, str) or not isinstance(duration, int) or isinstance(duration, bool):
+        return DEFAULT_RESOLUTION, DEFAULT_DURATION
+    return resolution, duration
+
+
 def usage_cost_usd(usage: dict[str, Any] | None) -> float | None:
     """What a create's `meta.usage` says it cost, in US dollars: `usd_spent` when present, else `credits_used`
     (older answers: `tokens_used`) at `CREDITS_PER_USD`; None when it says nothing we can read."""

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -38,7 +38,7 @@ from pixverse_mcp.errors import (
     SpendingCapError,
     WaitTimeoutError,
 )
-from pixverse_mcp.models import DEFAULT_DURATION, DEFAULT_RESOLUTION, Generation, GenerationStatus, VideoRequest
+from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest, request_size
 from pixverse_mcp.polling import Expectation, expectation_from_history
 from pixverse_mcp.preview import ContactSheet, contact_sheet
 from pixverse_mcp.storage import (
@@ -146,14 +146,11 @@ class VideoService:
         for scope in self._waits:
             scope.cancel()
 
-    async def expectation(self, request: dict[str, object] | None) -> Expectation:
+    async def expectation(self, request: dict[str, Any] | None) -> Expectation:
         """When a generation of this request's size is likely to be ready: learnt from the journal's recent ready
         times (which every process and replica writes), the documented table while there is no history. The
         history is read at most every `EXPECTATION_REFRESH_SECONDS`: a thousand waits are not a thousand queries."""
-        resolution = request.get("resolution", DEFAULT_RESOLUTION) if request else DEFAULT_RESOLUTION
-        duration = request.get("duration", DEFAULT_DURATION) if request else DEFAULT_DURATION
-        if not isinstance(resolution, str) or not isinstance(duration, int):
-            resolution, duration = DEFAULT_RESOLUTION, DEFAULT_DURATION
+        resolution, duration = request_size(request)
         policy = self.client.polling_policy
         now = anyio.current_time()
         if self._history is None or now - self._history[0] >= EXPECTATION_REFRESH_SECONDS * policy.time_scale:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from pixverse_mcp.models import Generation, GenerationStatus, clean_text, usage_cost_usd
+from pixverse_mcp.models import Generation, GenerationStatus, clean_text, request_size, usage_cost_usd
 from pixverse_mcp.storage import (
     Budget,
     Claim,
@@ -265,8 +265,7 @@ class PostgresStorage:
                 generation.status.value,
                 _rows.text(generation.raw_status),
                 _rows.dumps(generation.usage),
-                request.get("resolution", "720p"),
-                request.get("duration", 5),
+                *request_size(request),
                 usage_cost_usd(generation.usage),
             )
             await _add_status_change(db, generation, now)
@@ -529,8 +528,7 @@ async def _last_cost(db: Any, request: dict[str, Any]) -> float | None:
     cost = await db.fetchval(
         "SELECT cost_usd FROM generations WHERE resolution = $1 AND duration = $2 AND cost_usd IS NOT NULL"
         " ORDER BY created_at DESC LIMIT 1",
-        request.get("resolution", "720p"),
-        request.get("duration", 5),
+        *request_size(request),
     )
     return float(cost) if cost is not None else None
 

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 import anyio
 import anyio.to_thread
 
-from pixverse_mcp.models import Generation, GenerationStatus, clean_text, usage_cost_usd
+from pixverse_mcp.models import Generation, GenerationStatus, clean_text, request_size, usage_cost_usd
 from pixverse_mcp.storage import (
     Budget,
     Claim,
@@ -234,8 +234,7 @@ class SqliteStorage:
                     generation.status.value,
                     _rows.text(generation.raw_status),
                     _rows.dumps(generation.usage),
-                    request.get("resolution", "720p"),
-                    request.get("duration", 5),
+                    *request_size(request),
                     usage_cost_usd(generation.usage),
                 ),
             )
@@ -494,7 +493,7 @@ def _last_cost(db: sqlite3.Connection, request: dict[str, Any]) -> float | None:
     row = db.execute(
         "SELECT cost_usd FROM generations WHERE resolution = ? AND duration = ? AND cost_usd IS NOT NULL"
         " ORDER BY created_at DESC LIMIT 1",
-        (request.get("resolution", "720p"), request.get("duration", 5)),
+        request_size(request),
     ).fetchone()
     return float(row[0]) if row is not None else None
 

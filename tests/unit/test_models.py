@@ -18,6 +18,7 @@ from pixverse_mcp.models import (
     GenerationStatus,
     VideoRequest,
     normalise_status,
+    request_size,
 )
 
 # The allowed values as upstream.md lists them, written out here so a wrong enum in the package cannot pass.
@@ -429,3 +430,17 @@ def test_non_integer_file_size_is_dropped(file_size: object) -> None:
     payload = {"id": GENERATION_ID, "status": "completed", "video": {"url": VIDEO_URL, "file_size": file_size}}
 
     assert Generation.from_payload(payload).file_size is None
+
+
+@pytest.mark.parametrize(
+    ("body", "size"),
+    [
+        ({"resolution": "1080p", "duration": 5}, ("1080p", 5)),
+        ({"resolution": "540p"}, ("540p", 5)),
+        (None, ("720p", 5)),
+        ({"resolution": 720, "duration": 8}, ("720p", 5)),  # a journal row written by hand: the defaults, not a crash
+        ({"resolution": "720p", "duration": True}, ("720p", 5)),
+    ],
+)
+def test_a_journaled_request_has_a_size_even_when_odd(body: dict[str, object] | None, size: tuple[str, int]) -> None:
+    assert request_size(body) == size
