@@ -85,9 +85,12 @@ class Started:
     """A generation this call is about: new, or an identical one it re-attached to."""
 
     generation: Generation
+    created_at: float
+    """When it was created (`time.time()`), as best we know: the wait's schedule counts from here, not from when
+    the wait begins (a create's journaling, or a task's hand-off, must not shift every look later)."""
     reattached: bool = False
-    elapsed_before: float = 0.0
-    """How long ago it was created (a re-attached one may be well under way)."""
+    fresh: bool = False
+    """True when `generation` is this process's own create answer: its status is known, the first look can wait."""
     journal_error: str | None = None
     """Why its id could not be journaled (it is still returned: nothing is lost while the caller has it)."""
 
@@ -196,6 +199,7 @@ class VideoService:
     ) -> Started:
         try:
             generation = await self.client.create(request, timeout=max(0.0, deadline - anyio.current_time()))
+            answered_at = time.time()
         except CreateOutcomeUnknownError as exc:
             await self._abandon(intent_id, outcome_unknown=True, detail=str(exc))
             raise
@@ -207,11 +211,11 @@ class VideoService:
             await self._abandon(intent_id, outcome_unknown=True, detail="the call ended while the create was sent")
             raise
         try:
-            await self.storage.complete_create(intent_id, generation, dict(body), key)
+            await self.storage.complete_create(intent_id, generation, dict(body), key, created_at=answered_at)
         except StorageError as exc:
             logger.error("generation %s could not be journaled: %s", printable(generation.id), exc)
-            return Started(generation, journal_error=str(exc))
-        return Started(generation)
+            return Started(generation, answered_at, fresh=True, journal_error=str(exc))
+        return Started(generation, answered_at, fresh=True)
 
     async def _abandon(self, intent_id: str, *, outcome_unknown: bool, detail: str) -> None:
         with anyio.CancelScope(shield=True):
@@ -289,10 +293,9 @@ class VideoService:
     ) -> Outcome:
         """Wait up to `timeout` seconds for a generation `start` returned (a protocol task waits here, later)."""
         expectation = await self.expectation(request.model_dump())
-        # A generation created just now: its status is the create's answer, no need to ask before the first look.
-        fresh = not started.reattached and started.elapsed_before <= 0
+        elapsed_before = max(0.0, time.time() - started.created_at)
         outcome = await self._wait(
-            started.generation, timeout, expectation, started.elapsed_before, save, on_update, fresh=fresh
+            started.generation, timeout, expectation, elapsed_before, save, on_update, fresh=started.fresh
         )
         return replace(
             outcome, reattached=started.reattached, journal_error=started.journal_error, prompt=request.prompt
@@ -636,7 +639,7 @@ def _is_dead_here(holder: str) -> bool:
 
 
 def _reattached(entry: JournalEntry) -> Started:
-    return Started(entry.as_generation(), reattached=True, elapsed_before=max(0.0, time.time() - entry.created_at))
+    return Started(entry.as_generation(), entry.created_at, reattached=True)
 
 
 def _with_usage(generation: Generation, usage: dict[str, object] | None) -> Generation:

@@ -192,7 +192,8 @@ class TasksExtension(Extension):
                 request = VideoRequest.model_validate(arguments.get("request", {}))
                 if started is None:  # resumed (a restart, another replica): the generation is in the journal
                     entry = await app.storage.get(task.generation_id or "")
-                    started = Started(entry.as_generation() if entry else _unknown(task), elapsed_before=_age(task))
+                    generation = entry.as_generation() if entry else _unknown(task)
+                    started = Started(generation, entry.created_at if entry else task.created_at)
                 left = max(1.0, task.created_at + TASK_WAIT_SECONDS - time.time())
                 result = safe_result(await self._finish(app, started, request, timeout=left, **_choices(arguments)))
                 if app.service is not None and app.service.draining:

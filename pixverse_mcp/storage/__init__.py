@@ -164,8 +164,11 @@ class Storage(Protocol):
         identical create without an id yet (in progress, or of unknown outcome, since `reattach_since`), or refuse
         over `budget`, or record a new intent and proceed."""
 
-    async def complete_create(self, intent_id: str, generation: Generation, request: dict[str, Any], key: str) -> None:
-        """The create answered with `generation`: journal it and retire the intent, in one transaction."""
+    async def complete_create(
+        self, intent_id: str, generation: Generation, request: dict[str, Any], key: str, *, created_at: float
+    ) -> None:
+        """The create answered with `generation` at `created_at` (`time.time()`): journal it and retire the intent,
+        in one transaction. The answer's time, not the journal's: learnt ready times count from it."""
 
     async def abandon_create(self, intent_id: str, *, outcome_unknown: bool, detail: str) -> None:
         """The create failed: forget the intent if nothing was accepted, else keep it as outcome unknown."""

@@ -249,8 +249,9 @@ class PostgresStorage:
 
         return await self._run(claim)
 
-    async def complete_create(self, intent_id: str, generation: Generation, request: dict[str, Any], key: str) -> None:
-        now = time.time()
+    async def complete_create(
+        self, intent_id: str, generation: Generation, request: dict[str, Any], key: str, *, created_at: float
+    ) -> None:
         generation_id = clean_text(generation.id)
 
         async def insert(db: Any) -> None:
@@ -259,7 +260,7 @@ class PostgresStorage:
                 " usage_json, resolution, duration, cost_usd) VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 " ON CONFLICT (id) DO NOTHING",
                 generation_id,
-                now,
+                created_at,
                 json.dumps(request),
                 key,
                 generation.status.value,
@@ -268,7 +269,7 @@ class PostgresStorage:
                 *request_size(request),
                 usage_cost_usd(generation.usage),
             )
-            await _add_status_change(db, generation, now)
+            await _add_status_change(db, generation, created_at)
             await db.execute("UPDATE create_intents SET generation_id = $1 WHERE id = $2", generation_id, intent_id)
 
         await self._run(insert)

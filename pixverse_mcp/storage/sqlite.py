@@ -218,8 +218,9 @@ class SqliteStorage:
 
         return await self._run(claim, immediate=True)
 
-    async def complete_create(self, intent_id: str, generation: Generation, request: dict[str, Any], key: str) -> None:
-        now = time.time()
+    async def complete_create(
+        self, intent_id: str, generation: Generation, request: dict[str, Any], key: str, *, created_at: float
+    ) -> None:
 
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
@@ -227,8 +228,8 @@ class SqliteStorage:
                 " raw_status, usage_json, resolution, duration, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     clean_text(generation.id),
-                    now,
-                    now,
+                    created_at,
+                    created_at,
                     _rows.dumps(request),
                     key,
                     generation.status.value,
@@ -238,7 +239,7 @@ class SqliteStorage:
                     usage_cost_usd(generation.usage),
                 ),
             )
-            _add_status_change(db, generation, now)
+            _add_status_change(db, generation, created_at)
             db.execute(
                 "UPDATE create_intents SET generation_id = ? WHERE id = ?", (clean_text(generation.id), intent_id)
             )

@@ -62,3 +62,34 @@ async def test_a_fresh_process_expects_the_speed_another_process_has_seen(
     assert learnt.early > 1.3 * table_720p
     # 1080p has no history: it borrows 720p's slowdown, as a multiple of its own table figure.
     assert 1.8 * table_1080p <= borrowed.typical <= 2.4 * table_1080p
+
+
+async def test_the_schedule_counts_from_the_create_answer_the_journal_learns_from(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    # A protocol task's wait, or a busy journal, starts some time after the create answered. The schedule must
+    # count from the answer (the origin of every learnt ready time), or every look lands that much later.
+    async with open_app(_settings(sandbox, tmp_path)) as app:
+        service = app.require_service()
+        request = VideoRequest(prompt="a wait that starts late")
+        started = await service.start(request)
+        entry = await app.storage.get(started.generation.id)
+        assert entry is not None
+        assert entry.created_at == started.created_at
+        assert started.fresh
+        again = await service.start(request, force_new=False)  # re-attached: its age comes from the journal
+        assert again.reattached
+        assert not again.fresh
+        assert again.created_at == started.created_at
+
+        origins: list[float] = []
+        wait = service.client.wait
+
+        async def spy(generation_id: str, **options: Any) -> Any:
+            origins.append(options["elapsed_before"])
+            return await wait(generation_id, **options)
+
+        service.client.wait = spy  # type: ignore[method-assign]
+        await anyio.sleep(0.2)
+        await service.wait_started(started, request, timeout=30)
+    assert origins[0] >= 0.2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -55,7 +56,7 @@ def created(generation_id: str = "gen-1:pixverse/v5/text-to-video", **fields: ob
 async def create(storage: Storage, generation: Generation, *, key: str = KEY, budget: Budget | None = None) -> None:
     claim = await storage.claim_create(BODY, key, reattach_since=None, budget=budget)
     assert isinstance(claim, Proceed)
-    await storage.complete_create(claim.intent_id, generation, BODY, key)
+    await storage.complete_create(claim.intent_id, generation, BODY, key, created_at=time.time())
 
 
 async def test_a_completed_create_is_journaled_with_its_request_cost_and_size(storage: Storage) -> None:
@@ -93,7 +94,7 @@ async def test_an_identical_create_being_sent_is_joined_not_sent_again(storage: 
 
     assert isinstance(first, Proceed)
     assert second == CreateInProgress(first.intent_id)
-    await storage.complete_create(first.intent_id, created(), BODY, KEY)
+    await storage.complete_create(first.intent_id, created(), BODY, KEY, created_at=time.time())
     assert (await storage.created_by(first.intent_id)) is not None
 
 
@@ -126,7 +127,8 @@ async def test_claims_racing_a_create_that_completes_never_send_it_twice(storage
         async with anyio.create_task_group() as group:
             for _ in range(4):
                 group.start_soon(claim, key, outcomes)
-            group.start_soon(storage.complete_create, first.intent_id, created(f"gen-{round_number}"), BODY, key)
+            complete = partial(storage.complete_create, created_at=time.time())
+            group.start_soon(complete, first.intent_id, created(f"gen-{round_number}"), BODY, key)
             for _ in range(4):
                 group.start_soon(claim, key, outcomes)
 
