@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 # The provider's own figures are ~30-40 s for 5 s at 720p and ~75 s for 1080p (which only exists at 5 s).
 # The others are our estimates: time grows with pixels and with clip length. The prior, before any history.
@@ -45,11 +45,32 @@ ENOUGH_HISTORY: Final = 5
 # A size with fewer generations of its own than this borrows from every size: the upstream's load slows them all
 # alike, so each recent generation's time, as a multiple of its size's table figure, applies to this size too.
 OWN_HISTORY: Final = 10
+# A ready time is known to within the span between the last look that saw the video running and the first that saw
+# it done. A span up to this fraction of the time itself counts in full; a wider one (the prior's sparse looks, a
+# status check long after) counts in proportion: its middle may be far from the truth, and would widen the window.
+PRECISE_SPAN_FRACTION: Final = 0.25
 
 
 def expected_generation_seconds(resolution: str, duration: int) -> float:
     """How long a generation of this size usually takes by the documented table, in seconds."""
     return EXPECTED_GENERATION_SECONDS.get((resolution, duration), DEFAULT_EXPECTED_SECONDS)
+
+
+class ReadyTime(NamedTuple):
+    """How long one completed generation took to be ready, as the journal knows it."""
+
+    resolution: str
+    duration: int
+    seconds: float
+    """The middle of the span between the last look that saw it still running and the first that saw it done."""
+    span: float
+    """That span's width in seconds: how precisely `seconds` is known."""
+
+    @property
+    def precision(self) -> float:
+        """How much this time counts (0-1): in full when its span is narrow, less the wider it is."""
+        full = PRECISE_SPAN_FRACTION * self.seconds
+        return 1.0 if self.span <= full else full / self.span
 
 
 @dataclass(frozen=True)
@@ -71,13 +92,19 @@ def learned_expectation(
     ready_times: Sequence[float],
     prior: Expectation,
     *,
+    precision: Sequence[float] | None = None,
     half_life: float = HALF_LIFE_GENERATIONS,
     prior_weight: float = PRIOR_WEIGHT,
 ) -> Expectation:
-    """The expectation from recent ready times (seconds, newest first), each weighted by its recency, with the
-    prior as a few weighted points while history is short. Quantiles, not a mean: one outlier moves them by one
-    rank at most."""
-    points = [(seconds, 0.5 ** (rank / half_life)) for rank, seconds in enumerate(ready_times) if seconds > 0]
+    """The expectation from recent ready times (seconds, newest first), each weighted by its recency and its
+    `precision` (0-1, default 1), with the prior as a few weighted points while history is short. Quantiles, not a
+    mean: one outlier moves them by one rank at most."""
+    precision = precision or [1.0] * len(ready_times)
+    points = [
+        (seconds, weight * 0.5 ** (rank / half_life))
+        for rank, (seconds, weight) in enumerate(zip(ready_times, precision, strict=True))
+        if seconds > 0
+    ]
     if len(points) < ENOUGH_HISTORY:
         points += [(seconds, prior_weight / 3) for seconds in (prior.early, prior.typical, prior.late)]
     points.sort()
@@ -95,18 +122,18 @@ def learned_expectation(
 
 
 def expectation_from_history(
-    history: Sequence[tuple[str, int, float]], resolution: str, duration: int, *, time_scale: float = 1.0
+    history: Sequence[ReadyTime], resolution: str, duration: int, *, time_scale: float = 1.0
 ) -> Expectation:
-    """The expectation for one size from recent generations of every size ((resolution, duration, seconds), newest
-    first): its own times once it has `OWN_HISTORY` of them, else every size's times as multiples of their table
-    figures (scaled by `time_scale`), applied to this size's."""
+    """The expectation for one size from recent generations of every size (newest first), each counted by its
+    `precision`: its own times once it has `OWN_HISTORY` of them, else every size's times as multiples of their
+    table figures (scaled by `time_scale`), applied to this size's."""
     table = expected_generation_seconds(resolution, duration) * time_scale
     prior = Expectation.around(table)
-    own = [seconds for size, length, seconds in history if (size, length) == (resolution, duration)]
+    own = [ready for ready in history if (ready.resolution, ready.duration) == (resolution, duration)]
     if len(own) >= OWN_HISTORY:
-        return learned_expectation(own, prior)
-    ratios = [seconds / (expected_generation_seconds(size, length) * time_scale) for size, length, seconds in history]
-    learnt = learned_expectation(ratios, Expectation.around(1.0))
+        return learned_expectation([ready.seconds for ready in own], prior, precision=[r.precision for r in own])
+    ratios = [ready.seconds / (expected_generation_seconds(*ready[:2]) * time_scale) for ready in history]
+    learnt = learned_expectation(ratios, Expectation.around(1.0), precision=[ready.precision for ready in history])
     return Expectation(learnt.early * table, learnt.typical * table, learnt.late * table)
 
 

@@ -39,7 +39,7 @@ from pixverse_mcp.errors import (
     WaitTimeoutError,
 )
 from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest, request_size
-from pixverse_mcp.polling import Expectation, expectation_from_history
+from pixverse_mcp.polling import Expectation, ReadyTime, expectation_from_history
 from pixverse_mcp.preview import ContactSheet, contact_sheet
 from pixverse_mcp.storage import (
     CREATE_GRACE_SECONDS,
@@ -133,7 +133,7 @@ class VideoService:
         self._waits: set[anyio.CancelScope] = set()
         self._draining = False
         self._lease_renewed: dict[str, float] = {}
-        self._history: tuple[float, list[tuple[str, int, float]]] | None = None
+        self._history: tuple[float, list[ReadyTime]] | None = None
 
     @property
     def draining(self) -> bool:

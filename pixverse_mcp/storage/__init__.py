@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pixverse_mcp.errors import PixVerseError
 from pixverse_mcp.models import Generation, GenerationStatus
+from pixverse_mcp.polling import ReadyTime
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -209,10 +210,8 @@ class Storage(Protocol):
     async def daily_spend(self, *, days: int) -> list[tuple[str, float, int]]:
         """(UTC date, US dollars, videos) for the last `days` days that had any, newest first."""
 
-    async def ready_times(self, *, limit: int) -> list[tuple[str, int, float]]:
-        """(resolution, duration, seconds) of the newest `limit` completed generations, newest first: how long each
-        took, as the middle of the span between the last look that saw it still running and the first that saw it
-        done."""
+    async def ready_times(self, *, limit: int) -> list[ReadyTime]:
+        """How long each of the newest `limit` completed generations took to be ready, newest first."""
 
     # One poller per generation across processes.
     async def hold_lease(

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from pixverse_mcp.models import GenerationStatus, clean_text
+from pixverse_mcp.polling import ReadyTime
 from pixverse_mcp.storage import CREATE_GRACE_SECONDS, JournalEntry, PendingCreate, TaskRecord
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,16 @@ def entry(row: Any) -> JournalEntry:
         file_size=row["file_size"] if isinstance(row["file_size"], int) else None,
         cost_usd=_optional_float(row["cost_usd"]),
         completed_at=_optional_float(row["completed_at"]),
+    )
+
+
+def ready_time(row: Any) -> ReadyTime:
+    """A completed generation's time to ready: between the last look that saw it running (else its creation) and
+    the first that saw it done."""
+    created, completed = float(row["created_at"]), float(row["completed_at"])
+    running = max(created, float(row["pending_until"] if row["pending_until"] is not None else created))
+    return ReadyTime(
+        str(row["resolution"]), int(row["duration"]), (running + completed) / 2 - created, abs(completed - running)
     )
 
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 
 from pixverse_mcp.models import Generation, GenerationStatus, clean_text, request_size, usage_cost_usd
+from pixverse_mcp.polling import ReadyTime
 from pixverse_mcp.storage import (
     Budget,
     Claim,
@@ -411,16 +412,15 @@ class PostgresStorage:
 
         return await self._run(select)
 
-    async def ready_times(self, *, limit: int) -> list[tuple[str, int, float]]:
-        async def select(db: Any) -> list[tuple[str, int, float]]:
+    async def ready_times(self, *, limit: int) -> list[ReadyTime]:
+        async def select(db: Any) -> list[ReadyTime]:
             rows = await db.fetch(
-                "SELECT resolution, duration,"
-                " (GREATEST(COALESCE(pending_until, completed_at), created_at) + completed_at) / 2 - created_at AS took"
+                "SELECT resolution, duration, created_at, pending_until, completed_at"
                 " FROM generations WHERE completed_at IS NOT NULL AND request_key IS NOT NULL"
                 " AND resolution IS NOT NULL AND duration IS NOT NULL ORDER BY completed_at DESC LIMIT $1",
                 limit,
             )
-            return [(str(row["resolution"]), int(row["duration"]), float(row["took"])) for row in rows]
+            return [_rows.ready_time(row) for row in rows]
 
         return await self._run(select)
 

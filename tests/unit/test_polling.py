@@ -16,6 +16,7 @@ from pixverse_mcp.polling import (
     LATE_QUANTILE,
     Expectation,
     PollingPolicy,
+    ReadyTime,
     expectation_from_history,
     expected_generation_seconds,
     learned_expectation,
@@ -192,7 +193,8 @@ def test_once_learnt_lag_is_a_fifth_of_the_10s_loop_at_most_twice_its_requests(l
 
 def test_a_size_without_history_of_its_own_borrows_the_speed_of_the_others() -> None:
     rng = random.Random(13)
-    history = [("720p", 5, 2 * 35.0 * rng.uniform(0.9, 1.1)) for _ in range(30)]  # everything runs twice as slow
+    # Everything runs twice as slow.
+    history = [ReadyTime("720p", 5, 2 * 35.0 * rng.uniform(0.9, 1.1), 1.0) for _ in range(30)]
 
     unseen = expectation_from_history(history, "1080p", 5)
 
@@ -200,7 +202,22 @@ def test_a_size_without_history_of_its_own_borrows_the_speed_of_the_others() -> 
 
 
 def test_a_size_with_enough_history_of_its_own_uses_it() -> None:
-    own = [("1080p", 5, 60.0) for _ in range(12)]
-    others = [("720p", 5, 70.0) for _ in range(30)]  # twice the table: would say 150 s for 1080p
+    own = [ReadyTime("1080p", 5, 60.0, 1.0) for _ in range(12)]
+    others = [ReadyTime("720p", 5, 70.0, 1.0) for _ in range(30)]  # twice the table: would say 150 s for 1080p
 
     assert expectation_from_history(own + others, "1080p", 5).typical == pytest.approx(60.0)
+
+
+def test_a_ready_time_known_only_roughly_counts_less_than_a_precise_one() -> None:
+    # The first videos of a day are seen by the prior's sparse looks: "not ready at 14 s, ready at 28 s" says
+    # little, and its middle may be far from the truth. Later, looks a second apart bracket each ready time closely.
+    rng = random.Random(5)
+    precise = [ReadyTime("720p", 5, rng.uniform(15.0, 20.0), 1.0) for _ in range(12)]
+    rough = [ReadyTime("720p", 5, 11.0, 14.0) for _ in range(6)]  # older, and all wrongly early
+
+    learnt = expectation_from_history(precise + rough, "720p", 5)
+    evenly = learned_expectation([ready.seconds for ready in precise + rough], Expectation.around(35.0))
+
+    assert evenly.early == 11.0  # counted in full, the rough ones would open the window 4 s too soon
+    assert learnt.early >= 15.0
+    assert learnt.late <= 20.0

@@ -205,7 +205,10 @@ async def test_status_changes_are_kept_in_order_with_the_first_completion_time(s
     assert entry is not None
     assert entry.video_url == "https://cdn.example/v.mp4"
     assert entry.completed_at is not None
-    assert await storage.ready_times(limit=10) == [("720p", 5, pytest.approx(entry.completed_at - entry.created_at))]
+    # Never seen running after the create: ready somewhere between the create and the first done look.
+    took = entry.completed_at - entry.created_at
+    [ready] = await storage.ready_times(limit=10)
+    assert ready == ("720p", 5, pytest.approx(took / 2, abs=1e-3), pytest.approx(took, abs=1e-3))
 
 
 async def test_a_ready_time_is_the_middle_of_the_last_pending_look_and_the_first_done_one(storage: Storage) -> None:
@@ -221,8 +224,9 @@ async def test_a_ready_time_is_the_middle_of_the_last_pending_look_and_the_first
     finished = await storage.get("gen-1:pixverse/v5/text-to-video")
     assert finished is not None
     assert finished.completed_at is not None
-    [(_, _, took)] = await storage.ready_times(limit=10)
+    [(_, _, took, span)] = await storage.ready_times(limit=10)
     assert took == pytest.approx((pending_until + finished.completed_at) / 2 - finished.created_at)
+    assert span == pytest.approx(abs(finished.completed_at - pending_until))
 
 
 async def test_text_no_store_can_hold_is_stored_replaced_not_refused(storage: Storage) -> None:
