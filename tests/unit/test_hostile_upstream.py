@@ -642,7 +642,8 @@ async def test_a_key_echoed_in_a_create_error_appears_in_no_result_and_no_journa
     assert_no_key(journal_bytes(harness.settings.state_dir), key_up.api_key, "the journal after closing")
 
 
-@pytest.mark.parametrize("status", [400, 401, 500])
+# A 500 is retried with real back-off sleeps (about 3.5 s): slow.
+@pytest.mark.parametrize("status", [400, 401, pytest.param(500, marks=pytest.mark.slow)])
 async def test_a_key_echoed_in_a_status_error_appears_in_no_result_and_no_journal(
     key_up: HostileUpstream, tmp_path: Path, status: int
 ) -> None:

@@ -36,6 +36,7 @@ async def _status_requests_for_waiters(sandbox: RunningSandbox, waiters: int) ->
     return sandbox.state.stats()["status_requests"] - before, results
 
 
+@pytest.mark.slow  # real polling at the sandbox's pace: about 3 s
 async def test_ten_concurrent_waits_cost_no_more_requests_than_one(sandbox: RunningSandbox) -> None:
     alone, _ = await _status_requests_for_waiters(sandbox, 1)
     shared, results = await _status_requests_for_waiters(sandbox, 10)
@@ -68,6 +69,7 @@ async def test_a_waiter_that_gives_up_hands_the_polling_to_the_others(sandbox: R
     assert outcomes == {"impatient": "WaitTimeoutError", "patient": "completed"}
 
 
+@pytest.mark.slow  # real polling at the sandbox's pace: about 3 s
 async def test_two_agents_waiting_on_one_id_through_mcp_share_one_poller(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
