@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 from pydantic import SecretStr
 
 from pixverse_mcp._retry import RetryPolicy
@@ -35,6 +35,7 @@ from pixverse_mcp.sandbox import CREATE_FAULTS as CREATE_ONLY_FAULTS
 from pixverse_mcp.sandbox import FAULTS, SANDBOX_API_KEY, RunningSandbox, SandboxConfig, SandboxState
 from pixverse_mcp.server import build_server
 from tests.conftest import server_env, stdio_client
+from tests.stdio_support import structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -97,16 +98,6 @@ async def upstream(fault_sandbox: RunningSandbox, server: Client) -> AsyncIterat
 def new_prompt(what: str) -> str:
     """A prompt no earlier test used (so a blocking call creates instead of re-attaching)."""
     return f"fault test {next(_prompt_numbers)} ({time.time_ns()}): {what}"
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None, text_of(result)
-    return content
 
 
 def video_url_for(sandbox: RunningSandbox, generation_id: str) -> str:

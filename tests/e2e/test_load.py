@@ -12,22 +12,19 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 
 from pixverse_mcp.models import GenerationStatus
 from pixverse_mcp.sandbox import RunningSandbox
 from pixverse_mcp.storage.sqlite import SqliteStorage
 from tests.conftest import server_env, stdio_client
+from tests.stdio_support import text_of
 
 pytestmark = pytest.mark.anyio
 
 CONCURRENT_CALLS = 200
 # Generous: the whole test normally takes a few seconds; this only stops a hang from stalling the suite.
 LOAD_LIMIT_SECONDS = 120.0
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 async def test_200_concurrent_blocking_generations_each_complete_with_their_own_video_and_one_create_each(

@@ -25,12 +25,13 @@ import anyio
 import asyncpg
 import pytest
 from mcp import Client
-from mcp_types import CallToolResult, TextContent, TextResourceContents
+from mcp_types import CallToolResult, TextResourceContents
 
 from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
 from tests.conftest import server_env
 from tests.http_server import STATEFUL, HttpServer, free_port, sdk_client, served
 from tests.postgres_server import RunningPostgres
+from tests.stdio_support import structured, text_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -46,16 +47,6 @@ CALL_TIMEOUT_SECONDS = 60  # timeout_seconds / wait_seconds given to the tools (
 STATUS_REQUEST_FACTOR = 1.5
 # Repeats of the six-call race (each a second or so): a lost race shows up in some runs only.
 RACE_ROUNDS = 8
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def content_of(result: CallToolResult) -> dict[str, Any]:
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None, text_of(result)
-    return content
 
 
 @contextmanager
@@ -136,7 +127,7 @@ async def test_identical_calls_on_three_replicas_make_one_create_and_poll_like_o
                 )
         baseline = status_requests(solo_sandbox)
     assert not alone.is_error, text_of(alone)
-    assert content_of(alone)["status"] == "completed", text_of(alone)
+    assert structured(alone)["status"] == "completed", text_of(alone)
     assert solo_sandbox.state.stats()["creates"] == 1
     assert baseline > 0
 
@@ -171,7 +162,7 @@ async def test_identical_calls_on_three_replicas_make_one_create_and_poll_like_o
                     creates_before = sandbox.state.stats()["creates"]
                     arguments = {"prompt": f"race {round_number}: a lighthouse in a storm", "timeout_seconds": 1}
                     raced = await all_at_once(clients, "generate_video_blocking", arguments, calls=6)
-                    race_ids = sorted({content_of(result)["generation_id"] for result in raced})
+                    race_ids = sorted({structured(result)["generation_id"] for result in raced})
                     race_creates[round_number] = (sandbox.state.stats()["creates"] - creates_before, race_ids)
             leases = await query(database, "SELECT * FROM leases")
             intents = await query(database, "SELECT created_at, generation_id FROM create_intents ORDER BY created_at")
@@ -184,7 +175,7 @@ async def test_identical_calls_on_three_replicas_make_one_create_and_poll_like_o
         f"{stats['creates']} creates reached the sandbox; create intents: {[dict(row) for row in intents]}"
         f"\n{server_logs}"
     )
-    contents = [content_of(results[number]) for number in range(6)]
+    contents = [structured(results[number]) for number in range(6)]
     for number, content in enumerate(contents):
         assert not results[number].is_error, text_of(results[number])
         assert content["status"] == "completed", text_of(results[number])
@@ -226,7 +217,7 @@ async def test_a_video_made_on_one_replica_is_listed_read_and_costed_the_same_on
                     {"prompt": "a shared video: a tram in the rain", "timeout_seconds": CALL_TIMEOUT_SECONDS},
                 )
                 assert not made.is_error, text_of(made)
-                on_a = content_of(made)
+                on_a = structured(made)
                 generation_id = on_a["generation_id"]
                 assert on_a["status"] == "completed"
 
@@ -234,7 +225,7 @@ async def test_a_video_made_on_one_replica_is_listed_read_and_costed_the_same_on
                 for name, client in (("a", a), ("b", b), ("c", c)):
                     listing = await client.call_tool("list_videos", {})
                     assert not listing.is_error, text_of(listing)
-                    videos = content_of(listing)["videos"]
+                    videos = structured(listing)["videos"]
                     listed[name] = [video for video in videos if video["generation_id"] == generation_id]
 
                 documents = {}
@@ -247,7 +238,7 @@ async def test_a_video_made_on_one_replica_is_listed_read_and_costed_the_same_on
                 # Costs: what B and C say about it, and what the cap leaves, are A's figures.
                 looked = {}
                 for name, client in (("b", b), ("c", c)):
-                    looked[name] = content_of(
+                    looked[name] = structured(
                         await client.call_tool("get_video_status", {"generation_id": generation_id})
                     )
     assert sandbox.state.stats()["creates"] == 1
@@ -301,7 +292,7 @@ async def test_when_the_replica_that_polls_dies_a_survivor_takes_over_without_a_
                 async with sdk_client(rs[0], token=TOKEN) as client:
                     created = await client.call_tool("create_video", {"prompt": "a long one: a glacier at dusk"})
                 assert not created.is_error, text_of(created)
-                generation_id = content_of(created)["generation_id"]
+                generation_id = structured(created)["generation_id"]
                 assert sandbox.state.stats()["creates"] == 1
                 scopes = {0: anyio.CancelScope(), 1: anyio.CancelScope()}
 
@@ -359,7 +350,7 @@ async def test_when_the_replica_that_polls_dies_a_survivor_takes_over_without_a_
     result = outcomes[survivor]
     assert isinstance(result, CallToolResult), f"the survivor's wait ended with {result!r}\n{server_logs}"
     assert not result.is_error, text_of(result)
-    content = content_of(result)
+    content = structured(result)
     assert content["generation_id"] == generation_id
     assert content["status"] == "completed", f"{text_of(result)}\n{server_logs}"
     assert content["video_url"]
@@ -390,7 +381,7 @@ async def test_a_replica_whose_database_is_down_refuses_the_create_and_sends_not
 
     for result in (created, blocking):
         assert result.is_error, text_of(result)
-        content = content_of(result)
+        content = structured(result)
         assert content["status"] == "not_created"
         assert content["generation_id"] is None
         message = text_of(result) + json.dumps(content)

@@ -31,13 +31,14 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 from pydantic import SecretStr, ValidationError
 
 from pixverse_mcp.config import Settings
 from pixverse_mcp.models import VideoRequest
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
 from pixverse_mcp.server import build_server
+from tests.stdio_support import text_of
 
 # Hundreds of generated calls each: the full suite runs them, the fast loop (`scripts/test --fast`) does not.
 pytestmark = pytest.mark.slow
@@ -101,10 +102,6 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
             listed = portal.call(client.list_tools)
             schemas = {tool.name: tool.input_schema for tool in listed.tools}
             yield Harness(portal, client, sandbox, schemas)
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 def properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
