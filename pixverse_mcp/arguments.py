@@ -9,6 +9,7 @@ arguments before the tool body runs, so invalid input is refused with a plain me
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -16,14 +17,16 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from pixverse_mcp.explain import describe_validation_error
-from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, NOT_BLANK, VideoRequest
-from pixverse_mcp.results import refusal_result, safe_result
+from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, NOT_BLANK, LipSyncRequest, VideoRequest
+from pixverse_mcp.results import not_created_result, refusal_result, safe_result
 
 logger = logging.getLogger(__name__)
+# How the SDK says a resolver got an answer it cannot use (an accepted form without content, say).
+_UNUSABLE_ANSWER = re.compile(r"Resolver '[^']+' received")
 
 
 @dataclass(frozen=True)
@@ -79,30 +82,37 @@ StatusFilterArg = Annotated[StatusName | None, Field(description="Only videos wi
 ListLimitArg = Annotated[int, Field(ge=1, le=100, strict=True, description="How many, newest first.")]
 
 
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (VideoRequest, LipSyncRequest)
+"""Request models a tool parameter may stand for: their fields are published flat, in the model's order."""
+
+
 def bind_settings(fn: Callable[..., Any], values: Mapping[str, Any]) -> Callable[..., Any]:
     """A copy of the tool function `fn` as agents will see it under these settings.
 
-    A parameter `video: VideoRequest` becomes the video parameters themselves, in the model's order with its
-    defaults and descriptions (the model is their one source); the tool receives the validated `VideoRequest`, or
-    the agent a `ToolError` naming what is allowed. `AtMost` bounds and `{name}` placeholders in descriptions and
-    in the docstring are filled from `values` (the settings' numbers, as words).
+    A parameter whose type is a request model (`video: VideoRequest`) becomes that model's fields themselves, in
+    its order with its defaults and descriptions (the model is their one source); the tool receives the validated
+    request (checked beforehand by `StrictArgumentsTool.refusal`). `AtMost` bounds and `{name}` placeholders in
+    descriptions and in the docstring are filled from `values` (the settings' numbers, as words). The copy keeps
+    the model as `request_model`.
     """
     signature = inspect.signature(fn)
     parameters: list[inspect.Parameter] = []
-    wants_video = False
+    request: tuple[str, type[BaseModel]] | None = None
     for parameter in signature.parameters.values():
-        if parameter.annotation is VideoRequest:
-            wants_video = True
-            parameters += _video_parameters()
+        if parameter.annotation in REQUEST_MODELS:
+            request = (parameter.name, parameter.annotation)
+            parameters += _model_parameters(parameter.annotation)
         else:
             parameters.append(parameter.replace(annotation=_filled(parameter.annotation, values)))
 
     @functools.wraps(fn)
     async def bound(**arguments: Any) -> Any:
-        if wants_video:  # already checked by `StrictArgumentsTool.refusal`
-            arguments["video"] = VideoRequest(**{name: arguments.pop(name) for name in VideoRequest.model_fields})
+        if request is not None:
+            name, model = request
+            arguments[name] = model(**{field: arguments.pop(field) for field in model.model_fields})
         return await fn(**arguments)
 
+    bound.request_model = request[1] if request else None  # type: ignore[attr-defined]
     # The SDK reads both the signature and the annotations: give it the published ones, not the original's.
     del bound.__wrapped__
     bound.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
@@ -113,9 +123,9 @@ def bind_settings(fn: Callable[..., Any], values: Mapping[str, Any]) -> Callable
 
 
 @functools.cache
-def _video_parameters() -> list[inspect.Parameter]:
+def _model_parameters(model: type[BaseModel]) -> list[inspect.Parameter]:
     parameters = []
-    for name, field in VideoRequest.model_fields.items():
+    for name, field in model.model_fields.items():
         published = Field(description=field.description)
         parameters.append(
             inspect.Parameter(
@@ -164,7 +174,13 @@ class StrictArgumentsTool(Tool):
             return refusal_result(f"Invalid arguments for {self.name}: {refusal}")
         try:
             result = await super().run(arguments, context, convert_result=convert_result)
-        except ToolError:
+        except ToolError as exc:
+            if _UNUSABLE_ANSWER.search(str(exc)):  # the SDK's words for an answer to a question it cannot use
+                logger.warning("tool %s: %s", self.name, exc)
+                return not_created_result(
+                    "The answer to the question before paying could not be read: nothing was created or charged. "
+                    "Call again to ask the user again."
+                )
             logger.exception("tool %s failed unexpectedly", self.name)
             return refusal_result(
                 f"{self.name} failed unexpectedly inside pixverse-mcp (the server's log has the details). "
@@ -180,8 +196,9 @@ class StrictArgumentsTool(Tool):
             return f"unknown argument(s) {', '.join(unknown)}. Allowed arguments: {', '.join(properties)}."
         try:
             validated = self.fn_metadata.validate_arguments(arguments)
-            if set(VideoRequest.model_fields) <= set(properties):
-                VideoRequest(**{name: validated[name] for name in VideoRequest.model_fields})
+            model: type[BaseModel] | None = getattr(self.fn, "request_model", None)
+            if model is not None:
+                model(**{name: validated[name] for name in model.model_fields})
         except ValidationError as exc:
             return describe_validation_error(exc, properties)
         return None

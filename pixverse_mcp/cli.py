@@ -1,4 +1,5 @@
-"""`pixverse-mcp`: run the MCP server (the default), or use the API from a terminal (`generate`, `status`, `list`).
+"""`pixverse-mcp`: run the MCP server (the default), or use the API from a terminal (`generate`, `lip-sync`,
+`status`, `download`, `list`, `balance`).
 
 Only the standard library and the settings are imported here: the server, the SDK and rich are imported when the
 chosen command needs them, so a host launching the server over stdio gets its first answer fast.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pixverse_mcp import __version__, defaults
@@ -24,9 +27,9 @@ STDIO_DRAIN_SECONDS = 0.5
 def build_parser() -> argparse.ArgumentParser:
     """The command line, documented in the README."""
     parser = argparse.ArgumentParser(
-        prog="pixverse-mcp",
-        description="MCP server for PixVerse v5 text-to-video through the AI/ML API (key: AIMLAPI_API_KEY). "
-        "Without a command it runs the server.",
+        prog=_program_name(),
+        description="MCP server for PixVerse video generation (v5, v5.5: text, image, transition, lip-sync) through "
+        "the AI/ML API (key: AIMLAPI_API_KEY). Without a command it runs the server.",
     )
     parser.add_argument("--transport", choices=("stdio", "sse", "streamable-http"), default="stdio")
     parser.add_argument(
@@ -49,19 +52,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_common(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    generate = commands.add_parser("generate", help="generate a video, wait with a progress bar, download it")
+    out_help = "folder to save the video in (created if missing; default: the videos folder, see the README)"
+    generate = commands.add_parser("generate", help="generate a video, wait with a progress bar, save it")
     _add_video_options(generate)
-    generate.add_argument("--out", help="folder for the video (default: the current folder)")
-    generate.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+    generate.add_argument("--out", help=out_help)
+    generate.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (1 to 600; default 600)")
     _add_common(generate)
-    status = commands.add_parser("status", help="print the status of one generation")
+    lip_sync = commands.add_parser("lip-sync", help="lip-sync a video to a sound or to words, wait, save it")
+    lip_sync.add_argument("video", help="a generation id made here, an https:// URL, or a video file")
+    lip_sync.add_argument("--audio", help="a sound to lip-sync to: an https:// URL or a sound file")
+    lip_sync.add_argument("--text", help="or: words to speak")
+    lip_sync.add_argument("--voice", help="the voice for --text (default Auto): see `generate --help`")
+    lip_sync.add_argument("--out", help=out_help)
+    lip_sync.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (1 to 600; default 600)")
+    _add_common(lip_sync)
+    status = commands.add_parser("status", help="print the status of one generation (and save it when done)")
     status.add_argument("generation_id")
     status.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it to finish")
+    status.add_argument("--out", help=out_help)
     _add_common(status)
+    download = commands.add_parser("download", help="save a finished video by its id (while the provider has it)")
+    download.add_argument("generation_id")
+    download.add_argument("--out", help=out_help)
+    _add_common(download)
     listing = commands.add_parser("list", help="print the journal: every generation this machine started")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=_positive_int, default=20, help="how many rows (default 20)")
     _add_common(listing)
+    balance = commands.add_parser("balance", help="print the account's balance and this server's spend")
+    _add_common(balance)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _program_name() -> str:
+    """How the user ran this program (for --help, --version and the resume hints): the script's name when it is on
+    their PATH, `uvx aimlapi-pixverse-mcp` from uv's cache, `python -m pixverse_mcp` for the module, else the full
+    path."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("aimlapi-pixverse-mcp")
+    if script.name == "__main__.py":
+        return f"{Path(sys.executable).name} -m pixverse_mcp"
+    found = shutil.which(script.name)
+    if found is not None and Path(found).resolve() == script.resolve():
+        return script.name
+    if "uv" in script.parts or any(part.startswith("archive-v") for part in script.parts):
+        return "uvx aimlapi-pixverse-mcp"
+    return str(script)
 
 
 def _add_video_options(parser: argparse.ArgumentParser) -> None:
@@ -77,11 +118,18 @@ def _add_video_options(parser: argparse.ArgumentParser) -> None:
         if field.is_required():
             parser.add_argument(name, help=described)
             continue
+        flags = [f"--{name.replace('_', '-')}", *_ALIASES.get(name, ())]
+        if "boolean" in json.dumps(schema):  # a switch: given or not
+            parser.add_argument(*flags, dest=name, action="store_const", const=True, default=None, help=described)
+            continue
         if field.default is None:
             described += " Default: none."
         integer = "integer" in json.dumps(schema)  # `duration` and `seed`, whether optional or not
-        flag = f"--{name.replace('_', '-')}"
-        parser.add_argument(flag, type=int if integer else str, default=field.default, help=described)
+        parser.add_argument(*flags, dest=name, type=int if integer else str, default=None, help=described)
+
+
+# Shorter flags people type (the issue's `--audio`).
+_ALIASES: dict[str, tuple[str, ...]] = {"generate_audio": ("--audio",)}
 
 
 def _add_common(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
@@ -104,10 +152,12 @@ def _add_common(parser: argparse.ArgumentParser, *, top_level: bool = False) -> 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `pixverse-mcp` command."""
     args = build_parser().parse_args(argv)
+    args.program = _program_name()
     try:
         settings = load_settings()
     except SettingsError as exc:
-        sys.exit(f"pixverse-mcp: {exc}")
+        print(f"pixverse-mcp: {exc}", file=sys.stderr)
+        sys.exit(3)  # the terminal's "an invalid setting" code (README, exit codes)
     if args.log_level:
         settings = settings.model_copy(update={"log_level": args.log_level})
     sandbox = _start_sandbox() if getattr(args, "sandbox", False) else None
@@ -142,15 +192,17 @@ def _on_sandbox(settings: Settings, sandbox: RunningSandbox) -> Settings:
     scale = min(1.0, (config.queued_seconds + config.generating_seconds) / DEFAULT_EXPECTED_SECONDS)
     print(f"pixverse-mcp: using the local sandbox at {sandbox.url} (no key needed)", file=sys.stderr)
     # Its own journal and videos folder: pretend videos never mix with real ones, nor get listed as to be polled.
+    state = settings.state_dir / "sandbox"
     return settings.model_copy(
         update={
             "api_key": SecretStr(config.api_key),
             "base_url": sandbox.url,
             "poll_time_scale": scale,
-            "state_dir": settings.state_dir / "sandbox",
-            "output_dir": None,
+            "state_dir": state,
+            "output_dir": state / "videos",
             "database_url": None,
             "media_origins": (*settings.media_origins, sandbox.url),
+            "settle_seconds": min(settings.settle_seconds, config.logs_delay_seconds * 20),
         }
     )
 

@@ -1,7 +1,8 @@
-"""`PixVerseClient`: the one async client for the AI/ML API's PixVerse v5 text-to-video endpoints.
+"""`PixVerseClient`: the one async client for the AI/ML API's PixVerse video models.
 
-It owns a single `httpx.AsyncClient` and everything about the upstream: auth, request building, response parsing,
-the error tree, retries, the polling schedule and timeouts. The MCP layer never touches HTTP. It is a library of its
+It says what to ask the API (create, status, the request logs, the balance, the price list) and how to wait for a
+generation: `watch` is a stream of typed updates the caller pulls, one polling loop per generation id however many
+callers watch it. How each request is sent, read, cleaned and retried is `_http.Connection`'s. It is a library of its
 own: it imports nothing of the server, and like openai-python it takes the key from `AIMLAPI_API_KEY` (and the base
 URL from `AIMLAPI_BASE_URL`) when none is given.
 
@@ -12,79 +13,68 @@ URL from `AIMLAPI_BASE_URL`) when none is given.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import ipaddress
-import json
 import logging
 import os
-import random
-import re
-import socket
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import anyio
 import httpx
 from pydantic import SecretStr
 
 from pixverse_mcp import defaults
-from pixverse_mcp._retry import NEVER_SENT, RetryPolicy, parse_retry_after, retry_delay, should_retry
+from pixverse_mcp._http import Answer, Connection, DownloadedVideo, Sleep
+from pixverse_mcp._retry import RetryPolicy
+from pixverse_mcp.drain import Drain
 from pixverse_mcp.errors import (
     APIConnectionError,
     APIStatusError,
-    APITimeoutError,
     CreateOutcomeUnknownError,
-    DownloadError,
     GenerationFailedError,
     InvalidArgumentError,
     MissingAPIKeyError,
-    PixVerseError,
     RateLimitError,
     UnexpectedResponseError,
     UpstreamServerError,
     WaitTimeoutError,
-    error_for_status,
 )
-from pixverse_mcp.logs import REDACTED, secret_forms
-from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, Generation, GenerationStatus, VideoRequest, clean_text
+from pixverse_mcp.models import (
+    MAX_GENERATION_ID_LENGTH,
+    AnyRequest,
+    Generation,
+    GenerationStatus,
+    VideoRequest,
+    reported_cost_usd,
+)
 from pixverse_mcp.polling import Expectation, PollingPolicy
+from pixverse_mcp.pricing import PriceList, RequestLogPage, price_list_from, request_log_page_from
+from pixverse_mcp.text import is_well_formed_key, printable
+
+__all__ = ["DownloadedVideo", "PixVerseClient", "WaitUpdate", "default_timeout"]
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 DEFAULT_MAX_DOWNLOAD_BYTES: Final = int(defaults.MAX_DOWNLOAD_MB * 1024 * 1024)
-_DOWNLOAD_CHUNK_BYTES: Final = 64 * 1024
-# Limits on what the API may send (its real answers are a few hundred bytes): past them, an answer is refused or cut.
-# 8 MiB still reads a failure whose message is megabytes long (then cut to MAX_UPSTREAM_TEXT); it bounds memory.
-MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
-MAX_UPSTREAM_TEXT: Final = 4000
-"""Characters kept of one upstream text (an error message, a status, a URL): results stay far under 1 MB."""
-MAX_UPSTREAM_DEPTH: Final = 20
-MAX_UPSTREAM_ITEMS: Final = 100
-_VIDEO_CONTAINER_TYPES: Final = frozenset({"application/octet-stream", "binary/octet-stream", "application/mp4"})
 # How long `generate` waits when not told: the provider's sample code gives up after 600 s too.
 DEFAULT_GENERATE_TIMEOUT_SECONDS: Final = 600.0
-_API_KEY_SHAPE: Final = re.compile(r"[\x21-\x7e]+")
-
-USER_AGENT: Final = "pixverse-mcp"
 _CHECK_BEFORE_RETRYING: Final = (
     "Do not simply create it again: it may already be generating and charged. Check your AI/ML API usage page "
     "(https://aimlapi.com/app/billing) first."
 )
 # Failures during a wait that say nothing about the generation itself: the wait goes on until its deadline.
 _TRANSIENT_DURING_WAIT: Final = (APIConnectionError, UpstreamServerError, RateLimitError, UnexpectedResponseError)
-
-
-def is_well_formed_api_key(key: str) -> bool:
-    """Printable ASCII with no spaces: anything else is a paste accident (and cannot go into an HTTP header)."""
-    return bool(_API_KEY_SHAPE.fullmatch(key))
+# The provider's routes beyond the generation endpoint (its service endpoints).
+LOGS_PATH: Final = "/v2/logs"
+BILLING_PATH: Final = "/v2/billing"
+MODELS_PATH: Final = "/v1/models"
+CLIENT_REQUEST_ID_HEADER: Final = "X-Client-Request-Id"
 
 
 def default_timeout(
@@ -96,7 +86,7 @@ def default_timeout(
 
 @dataclass(frozen=True)
 class WaitUpdate:
-    """What a wait tells its `on_update` callback: after every status request, and as a heartbeat in between."""
+    """One event of a wait: after every status answer, and as a heartbeat in between."""
 
     generation_id: str
     generation: Generation | None
@@ -107,6 +97,10 @@ class WaitUpdate:
     """True when this update carries a status different from the previous one (the first answer counts)."""
     answer: bool = True
     """True when this update carries a new answer from the API (False: a heartbeat between answers)."""
+    polled: bool = False
+    """True for the one watcher whose own status request brought this answer (it journals it; the others heard)."""
+    answered_at: float | None = None
+    """When that answer arrived (`time.time()`), for the journal's ready times."""
 
     @property
     def status(self) -> GenerationStatus | None:
@@ -114,48 +108,41 @@ class WaitUpdate:
         return self.generation.status if self.generation else None
 
 
-@dataclass(frozen=True)
-class DownloadedVideo:
-    """A video saved to disk by `PixVerseClient.download`."""
-
-    path: Path
-    size: int
-    content_type: str | None
-
-
 UpdateCallback = Callable[[WaitUpdate], Awaitable[None] | None]
 """Hears every `WaitUpdate`: a plain function (`print` will do) or a coroutine function."""
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(eq=False)
 class _Watch:
-    """The shared state of every concurrent wait on one generation id."""
+    """The shared state of every concurrent watcher of one generation id in this process."""
 
     started: float
     """Clock reading when the generation was created (as best we know)."""
     expectation: Expectation
     next_due: float
     latest: Generation | None = None
+    answered_at: float | None = None
+    answered_by: object | None = None
     version: int = 0
     waiters: int = 0
     poller: object | None = None
-    """The waiter that sends the status requests; None when nobody does (the next waiter to look takes over)."""
+    """The watcher that sends the status requests; None when nobody does (the next one to look takes over)."""
     changed: anyio.Event = field(default_factory=anyio.Event)
 
-    def announce(self) -> None:
-        """Publish a new answer and wake every waiter."""
+    def announce(self, generation: Generation, by: object) -> None:
+        """Publish a new answer and wake every watcher."""
+        self.latest, self.answered_at, self.answered_by = generation, time.time(), by
         self.version += 1
         self.wake()
 
     def wake(self) -> None:
-        """Wake every waiter (the poller left: one of them takes over)."""
+        """Wake every watcher (the poller left: one of them takes over)."""
         self.changed.set()
         self.changed = anyio.Event()
 
 
 class PixVerseClient:
-    """Async client for PixVerse v5 text-to-video on the AI/ML API. Use it as an async context manager."""
+    """Async client for the PixVerse video models on the AI/ML API. Use it as an async context manager."""
 
     def __init__(
         self,
@@ -170,51 +157,35 @@ class PixVerseClient:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_connections: int = 64,
+        drain: Drain | None = None,
     ) -> None:
         """`api_key` defaults to `AIMLAPI_API_KEY` and `base_url` to `AIMLAPI_BASE_URL` (else the public API).
 
-        Without a key the client can still be built; its first request raises `MissingAPIKeyError`. `transport`,
-        `sleep` and `clock` are for tests (an `httpx.MockTransport`, a no-op sleep, a fake clock).
+        Without a key the client can still be built; its first request that needs one raises `MissingAPIKeyError`.
+        `transport`, `sleep` and `clock` are for tests (an `httpx.MockTransport`, a no-op sleep, a fake clock);
+        `drain` ends every wait at once when the process shuts down.
         """
         if api_key is None:
             api_key = os.environ.get("AIMLAPI_API_KEY")
         base_url = base_url or os.environ.get("AIMLAPI_BASE_URL") or defaults.DEFAULT_BASE_URL
         key = (api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key or "").strip()
-        if key and not is_well_formed_api_key(key):
+        if key and not is_well_formed_key(key):
             raise MissingAPIKeyError(malformed=True)
-        self._api_key = SecretStr(key) if key else None
         self._endpoint_path = endpoint_path
-        self._retry_policy = retry_policy or RetryPolicy()
         self.polling_policy = polling_policy or PollingPolicy()
         self._sleep = sleep
         self._clock = clock
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self.drain = drain or Drain()
         self._watches: dict[str, _Watch] = {}
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-        self._secret_forms = secret_forms(self._api_key.get_secret_value()) if self._api_key else []
-        timeout = timeout or default_timeout()
-        # One attempt may take this long in all (connect, send, every byte of the answer), whatever the pace.
-        self._attempt_seconds = (timeout.connect or 0.0) + (timeout.read or 0.0)
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=timeout,
+        self._http = Connection(
+            api_key=SecretStr(key) if key else None,
+            base_url=base_url,
+            timeout=timeout or default_timeout(),
+            retry_policy=retry_policy or RetryPolicy(),
             transport=transport,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,
-        )
-        api = self._http.base_url
-        self._api_origin = (api.scheme, api.host, api.port)
-        # Downloads go to the provider's CDN: a separate pool that never carries the API key, following redirects
-        # (each hop checked first: only https, only public addresses, unless it is the API's own origin).
-        self._downloads = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT},
-            timeout=timeout,
-            transport=transport,
-            follow_redirects=True,
-            event_hooks={"request": [self._check_download_hop]},
+            sleep=sleep,
+            clock=clock,
+            max_connections=max_connections,
         )
 
     def __repr__(self) -> str:
@@ -231,17 +202,34 @@ class PixVerseClient:
     async def aclose(self) -> None:
         """Close the connection pools."""
         await self._http.aclose()
-        await self._downloads.aclose()
 
-    async def create(self, request: VideoRequest, *, timeout: float | None = None) -> Generation:
-        """Start a generation and return it (status queued) with its id. Never sends the request twice.
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How hard each request is tried."""
+        return self._http.retry_policy
 
-        Retried only when the request provably never reached the API (no connection) or was refused with 429.
-        Raises `CreateOutcomeUnknownError` when it may have been accepted but no readable answer came back
-        (within `timeout` seconds, when given: the caller's whole budget, retries included).
+    async def create(
+        self,
+        request: AnyRequest | dict[str, Any],
+        *,
+        timeout: float | None = None,
+        client_request_id: str | None = None,
+    ) -> Generation:
+        """Start a generation and return it (status queued) with its id and, when the answer said, its cost
+        (`cost_usd`). Never sends the request twice.
+
+        `request` is a request model or a ready body (with local inputs already turned into data URIs). The
+        `client_request_id` goes out as `X-Client-Request-Id`, so a create whose answer is lost can be found in the
+        provider's request logs. Retried only when the request provably never reached the API (no connection) or
+        was refused with 429. Raises `CreateOutcomeUnknownError` when it may have been accepted but no readable
+        answer came back (within `timeout` seconds, when given: the caller's whole budget, retries included).
         """
+        body = request if isinstance(request, dict) else request.to_body()
+        headers = {CLIENT_REQUEST_ID_HEADER: client_request_id} if client_request_id else None
         try:
-            payload = await self._request("POST", json_body=request.to_body(), idempotent=False, timeout=timeout)
+            answer = await self._http.request(
+                "POST", self._endpoint_path, json_body=body, headers=headers, idempotent=False, timeout=timeout
+            )
         except APIStatusError as exc:
             if isinstance(exc, UpstreamServerError):
                 raise CreateOutcomeUnknownError(
@@ -262,23 +250,30 @@ class PixVerseClient:
                 f"{_CHECK_BEFORE_RETRYING}"
             ) from exc
         try:
-            generation = Generation.from_payload(payload)
+            generation = Generation.from_payload(answer.payload)
         except UnexpectedResponseError as exc:
             raise CreateOutcomeUnknownError(
                 f"The AI/ML API accepted the create request but {exc}. {_CHECK_BEFORE_RETRYING}"
             ) from exc
+        cost = reported_cost_usd(answer.headers.get("x-aimlapi-usd-spent"), generation.usage)
         logger.info("created generation %s (%s)", printable(generation.id), printable(generation.raw_status or ""))
-        return generation
+        return generation.model_copy(update={"cost_usd": cost})
 
     async def get(self, generation_id: str, *, retry: bool = True, timeout: float | None = None) -> Generation:
         """One status request for `generation_id`, retried on transient faults unless `retry` is False (a wait
         retries on its own schedule, with heartbeats in between); all of it within `timeout` seconds if given."""
         _check_generation_id(generation_id)
-        params = {"generation_id": generation_id}
         attempts = None if retry else 1
-        payload = await self._request("GET", params=params, idempotent=True, attempts=attempts, timeout=timeout)
+        answer = await self._http.request(
+            "GET",
+            self._endpoint_path,
+            params={"generation_id": generation_id},
+            idempotent=True,
+            attempts=attempts,
+            timeout=timeout,
+        )
         try:
-            generation = Generation.from_payload(payload, fallback_id=generation_id)
+            generation = Generation.from_payload(answer.payload, fallback_id=generation_id)
         except UnexpectedResponseError as exc:
             raise UnexpectedResponseError(f"Unusable status response for {generation_id}: {exc}") from exc
         if generation.id != generation_id:
@@ -290,7 +285,7 @@ class PixVerseClient:
 
     async def generate(
         self,
-        prompt: str | VideoRequest,
+        prompt: str | AnyRequest,
         *,
         timeout: float = DEFAULT_GENERATE_TIMEOUT_SECONDS,
         on_update: UpdateCallback | None = None,
@@ -299,13 +294,14 @@ class PixVerseClient:
         """Create a video and wait for it: the one call most scripts need. Returns the completed generation.
 
         `prompt` is the text (the other request fields as keyword `options`: `resolution="1080p"`, ...) or a whole
-        `VideoRequest`. `on_update` hears the id at once and every status after. Raises `GenerationFailedError`
-        if the provider failed it, `WaitTimeoutError` (with the id) if `timeout` ran out: the paid generation goes
-        on upstream, and `wait(error.generation_id, ...)` picks it up again.
+        request. `on_update` hears every status after the create. Raises `GenerationFailedError` if the provider
+        failed it, `WaitTimeoutError` (with the id) if `timeout` ran out: the paid generation goes on upstream, and
+        `wait(error.generation_id, ...)` picks it up again.
         """
-        request = prompt if isinstance(prompt, VideoRequest) else VideoRequest(prompt=prompt, **options)
+        request = prompt if not isinstance(prompt, str) else VideoRequest(prompt=prompt, **options)
         generation = await self.create(request)
-        expectation = self.polling_policy.expectation(request.resolution, request.duration)
+        body = request.to_body()
+        expectation = self.polling_policy.expectation(body.get("resolution"), body.get("duration"))
         return await self.wait(
             generation.id, timeout=timeout, on_update=on_update, expectation=expectation, known=generation
         )
@@ -319,22 +315,53 @@ class PixVerseClient:
         expectation: Expectation | None = None,
         elapsed_before: float = 0.0,
         known: Generation | None = None,
-        before_poll: Callable[[], Awaitable[None]] | None = None,
     ) -> Generation:
         """Poll until the generation is final or `timeout` seconds have passed; return the completed generation.
 
+        `watch` with the outcome as a return value or an error: `GenerationFailedError` if it failed,
+        `WaitTimeoutError` (with the id) if time ran out. The generation itself goes on upstream either way.
+        """
+        latest: Generation | None = None
+        updates = self.watch(
+            generation_id, timeout=timeout, expectation=expectation, elapsed_before=elapsed_before, known=known
+        )
+        async with aclosing(updates):
+            async for update in updates:
+                latest = update.generation or latest
+                if on_update is not None and inspect.isawaitable(outcome := on_update(update)):
+                    await outcome
+        if latest is not None and latest.status is GenerationStatus.COMPLETED:
+            return latest
+        if latest is not None and latest.status is GenerationStatus.FAILED:
+            raise GenerationFailedError(
+                f"Generation {generation_id} failed: {latest.error}", generation_id=generation_id, generation=latest
+            )
+        raise WaitTimeoutError(
+            f"Generation {generation_id} is not finished after waiting {timeout:g} s; it is still running upstream",
+            generation_id=generation_id,
+            generation=latest,
+        )
+
+    async def watch(
+        self,
+        generation_id: str,
+        *,
+        timeout: float,
+        expectation: Expectation | None = None,
+        elapsed_before: float = 0.0,
+        known: Generation | None = None,
+    ) -> AsyncGenerator[WaitUpdate, None]:
+        """The updates of one generation as they come: after every status answer, and a heartbeat at least every
+        `polling_policy.heartbeat_seconds`. The stream ends after the update that carries a final status, or when
+        `timeout` seconds have passed, or when the drain begins (then the last update says where it stood).
+        Transient faults (network, 5xx, 429, odd bodies) do not end it; other errors (401, 404) are raised.
+
         The schedule comes from `polling_policy` and `expectation` (when this kind of video is usually ready;
         `elapsed_before` says how long ago it was created). The first look is at once, unless the caller passes the
-        status it already has as `known` (a create's answer): that is reported at once and the first look waits for
-        the schedule. `on_update` hears every answer and a heartbeat at least every
-        `polling_policy.heartbeat_seconds`. Transient faults (network, 5xx, 429, odd bodies) do not end the wait.
-        Raises `GenerationFailedError` if it failed, `WaitTimeoutError` (with the id) if time ran out: the
-        generation itself goes on upstream either way, and a later `get`/`wait` can pick it up.
-
-        Concurrent waits on one id share one polling loop: one waiter (the poller) sends the status requests and
-        the others hear its answers. When the poller leaves (its deadline, a cancel), another takes over.
-        `before_poll` runs before each status request this waiter sends (a server keeps its polling lease
-        there); whatever it raises ends this wait.
+        status it already has as `known` (a create's answer): that is the first update, and the first look waits
+        for the schedule. Concurrent watchers of one id share one polling loop: one of them (the poller) sends the
+        status requests and all hear its answers; when it leaves, another takes over. Close the stream
+        (`contextlib.aclosing`) if you stop reading it early.
         """
         _check_generation_id(generation_id)
         policy = self.polling_policy
@@ -345,70 +372,66 @@ class PixVerseClient:
             first = now if known is None else now + policy.next_delay(elapsed_before, expectation)
             watch = _Watch(started=now - elapsed_before, expectation=expectation, next_due=first)
             if known is not None:
-                watch.latest, watch.version = known, 1
+                watch.latest, watch.answered_at, watch.version = known, time.time(), 1
             self._watches[generation_id] = watch
         watch.waiters += 1
+        me = object()
         deadline = self._clock() + timeout
         seen = 0
         last_status: GenerationStatus | None = None
-        last_notified = self._clock()
+        last_heard = self._clock()
 
-        async def notify(changed: bool, *, answer: bool = True) -> None:
-            nonlocal last_notified
-            last_notified = self._clock()
-            if on_update is not None:
-                elapsed = self._clock() - watch.started
-                update = WaitUpdate(generation_id, watch.latest, elapsed, watch.expectation.typical, changed, answer)
-                await _deliver(on_update, update)
+        def update(*, answer: bool) -> WaitUpdate:
+            current = watch.latest
+            changed = answer and current is not None and current.status is not last_status
+            return WaitUpdate(
+                generation_id,
+                current,
+                self._clock() - watch.started,
+                watch.expectation.typical,
+                changed,
+                answer,
+                polled=answer and watch.answered_by is me,
+                answered_at=watch.answered_at,
+            )
 
         try:
             while True:
                 if watch.version != seen and watch.latest is not None:
-                    seen = watch.version
-                    current = watch.latest
-                    await notify(current.status is not last_status)
-                    last_status = current.status
-                    if current.status is GenerationStatus.COMPLETED:
-                        return current
-                    if current.status is GenerationStatus.FAILED:
-                        raise GenerationFailedError(
-                            f"Generation {generation_id} failed: {current.error}",
-                            generation_id=generation_id,
-                            generation=current,
-                        )
+                    seen, last_heard = watch.version, self._clock()
+                    news = update(answer=True)
+                    last_status = watch.latest.status
+                    yield news
+                    if last_status.is_final:
+                        return
                 now = self._clock()
-                if now >= deadline:
-                    raise WaitTimeoutError(
-                        f"Generation {generation_id} is not finished after waiting {timeout:g} s; it is still "
-                        "running upstream",
-                        generation_id=generation_id,
-                        generation=watch.latest,
-                    )
+                if now >= deadline or self.drain.stopping:
+                    return
                 if watch.poller is None:
-                    watch.poller = notify  # any unique object: this waiter now sends the status requests
-                heartbeat_due = last_notified + policy.heartbeat_seconds
-                if watch.poller is notify:
-                    if now >= watch.next_due:
-                        if before_poll is not None:
-                            await before_poll()
-                        await self._poll(generation_id, watch, deadline)
+                    watch.poller = me
+                heartbeat_due = last_heard + policy.heartbeat_seconds
+                with self.drain.guard():
+                    if watch.poller is not me:
+                        with anyio.move_on_after(max(0.0, min(deadline, heartbeat_due) - now)):
+                            await watch.changed.wait()
+                    elif now >= watch.next_due:
+                        await self._poll(generation_id, watch, deadline, me)
                         continue
-                    await self._sleep(max(0.0, min(watch.next_due, deadline, heartbeat_due) - now))
-                else:
-                    with anyio.move_on_after(max(0.0, min(deadline, heartbeat_due) - now)):
-                        await watch.changed.wait()
+                    else:
+                        await self._sleep(max(0.0, min(watch.next_due, deadline, heartbeat_due) - now))
                 if self._clock() >= heartbeat_due and watch.version == seen:
-                    await notify(False, answer=False)
+                    last_heard = self._clock()
+                    yield update(answer=False)
         finally:
             watch.waiters -= 1
-            if watch.poller is notify:
+            if watch.poller is me:
                 watch.poller = None
                 watch.wake()
             if watch.waiters == 0:
                 self._watches.pop(generation_id, None)
 
-    async def _poll(self, generation_id: str, watch: _Watch, deadline: float) -> None:
-        """One status request for a shared watch, bounded by the waiter's deadline; transient faults are logged
+    async def _poll(self, generation_id: str, watch: _Watch, deadline: float, poller: object) -> None:
+        """One status request for a shared watch, bounded by the poller's deadline; transient faults are logged
         and the schedule goes on, never sooner than a Retry-After the API asked for."""
         retry_after = None
         asked = self._clock()
@@ -417,10 +440,9 @@ class PixVerseClient:
         except _TRANSIENT_DURING_WAIT as exc:
             logger.warning("status of %s unavailable for now (%s); still waiting", printable(generation_id), exc)
             if isinstance(exc, APIStatusError) and exc.retry_after is not None:
-                retry_after = min(exc.retry_after, self._retry_policy.max_retry_after)
+                retry_after = min(exc.retry_after, self.retry_policy.max_retry_after)
         else:
-            watch.latest = current
-            watch.announce()
+            watch.announce(current, poller)
         # The schedule counts from when this look was sent (a slow answer must not push every later look back); a
         # Retry-After counts from its answer.
         delay = self.polling_policy.next_delay(asked - watch.started, watch.expectation)
@@ -445,170 +467,56 @@ class PixVerseClient:
         """
         if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
             raise InvalidArgumentError("file_name must be a plain file name")
-        target = directory / file_name
-        try:
-            source = httpx.URL(url).copy_with(username=None, password=None)
-        except (httpx.InvalidURL, ValueError, TypeError) as exc:
-            raise DownloadError("The video URL is not a URL that can be downloaded") from exc
-        storage = printable(source.host or "?")
+        return await self._http.download(url, directory / file_name, max_bytes=max_bytes, timeout=timeout)
 
-        async def attempt() -> DownloadedVideo:
-            async with self._downloads.stream("GET", source) as response:
-                if not response.is_success:
-                    await _read_capped(response, MAX_ANSWER_BYTES)
-                    raise _status_error(response.status_code, response.headers, None)
-                content_type = response.headers.get("content-type", "")
-                if not _is_video_type(content_type):
-                    raise DownloadError(
-                        f"The video storage at {storage} sent {printable(content_type[:80])}, not a video; "
-                        "nothing was saved"
-                    )
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise DownloadError(f"The video is {int(declared)} bytes, over the {max_bytes}-byte limit")
-                size = await _stream_to_file(response, target, max_bytes)
-                return DownloadedVideo(target, size, content_type or None)
+    async def still_served(self, url: str, *, timeout: float = 5.0) -> bool:
+        """Whether the provider's storage still serves a finished video's URL (they are temporary)."""
+        return await self._http.reachable(url, timeout=timeout)
 
-        try:
-            await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
-            return await self._with_retries("download", attempt, idempotent=True, timeout=timeout)
-        except DownloadError:
-            raise
-        except APITimeoutError as exc:
-            raise DownloadError(
-                f"The video from {storage} did not finish downloading in the time left for this call", timed_out=True
-            ) from exc
-        except APIStatusError as exc:
-            raise DownloadError(
-                f"Could not download the video: the video storage at {storage} answered HTTP {exc.status_code}"
-            ) from exc
-        except (PixVerseError, OSError) as exc:
-            raise DownloadError(f"Could not download the video from {storage}: {exc}") from exc
+    async def request_logs(
+        self, *, start: float, end: float, offset: int = 0, limit: int = 100, timeout: float | None = None
+    ) -> RequestLogPage:
+        """One page (newest first) of the provider's log of this key's requests between two moments (epoch
+        seconds): each row's outcome, cost and ids, including the `client_request_id` a create was sent with.
+        Rows come from an analytics pipeline and appear after a delay."""
+        params: dict[str, str | int | list[str]] = {
+            "start": _iso(start),
+            "end": _iso(end),
+            "limit": limit,
+            "offset": offset,
+        }
+        answer = await self._http.request("GET", LOGS_PATH, params=params, idempotent=True, timeout=timeout)
+        return request_log_page_from(answer.payload)
 
-    async def _check_download_hop(self, request: httpx.Request) -> None:
-        """Before every request of a download, redirects included: a video, not an internal page."""
-        if (request.url.scheme, request.url.host, request.url.port) == self._api_origin:
-            return
-        if request.url.scheme != "https":
-            raise DownloadError(
-                f"Refused to download the video from {printable(str(request.url)[:200])}: only https URLs are fetched"
-            )
-        host = request.url.host
-        try:
-            addresses = [ipaddress.ip_address(host)]
-        except ValueError:
-            infos = await anyio.getaddrinfo(host, request.url.port or 443, type=socket.SOCK_STREAM)
-            addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-        if not addresses or not all(address.is_global for address in addresses):
-            raise DownloadError(
-                f"Refused to download the video from {printable(host)}: it is a private, loopback or link-local "
-                "address, not the provider's storage"
-            )
-
-    async def _request(
-        self,
-        method: str,
-        *,
-        params: dict[str, str] | None = None,
-        json_body: dict[str, Any] | None = None,
-        idempotent: bool,
-        attempts: int | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """One API call: send it, read at most `MAX_ANSWER_BYTES` of answer, make every text in it safe (no
-        surrogate, no key, bounded), map a failure to the error tree, retry what the policy allows (at most
-        `attempts` tries, all within `timeout` seconds when given)."""
-        if self._api_key is None:
-            raise MissingAPIKeyError()
-
-        async def attempt() -> dict[str, Any]:
-            async with self._http.stream(method, self._endpoint_path, params=params, json=json_body) as response:
-                body = await _read_capped(response, MAX_ANSWER_BYTES)
-            logger.debug("%s %s -> %s", method, self._endpoint_path, response.status_code)
-            payload = self._clean(_parse_json(body))
-            if not response.is_success:
-                raise _status_error(response.status_code, response.headers, payload)
-            if not isinstance(payload, dict):
-                raise UnexpectedResponseError(
-                    f"The AI/ML API answered HTTP {response.status_code} with a body that is not a JSON object "
-                    f"({printable(response.headers.get('content-type', 'unknown')[:80])})"
-                )
-            return payload
-
-        label = f"{method} {self._endpoint_path}"
-        return await self._with_retries(label, attempt, idempotent=idempotent, max_attempts=attempts, timeout=timeout)
-
-    def _clean(self, value: Any, depth: int = 0) -> Any:
-        """An upstream value as the rest of the program may hold it: every text without lone surrogates or the
-        key, no longer than `MAX_UPSTREAM_TEXT`, containers no deeper or larger than any real answer is."""
-        if isinstance(value, str):
-            text = self._redact(clean_text(value))
-            return text if len(text) <= MAX_UPSTREAM_TEXT else text[:MAX_UPSTREAM_TEXT] + " [cut]"
-        if depth >= MAX_UPSTREAM_DEPTH:
+    async def balance(self, *, timeout: float | None = None) -> float | None:
+        """The account's balance in US dollars (`GET /v2/billing`), or None when the answer does not say."""
+        # One try: the balance is advice, and a later look asks again.
+        answer = await self._http.request("GET", BILLING_PATH, idempotent=True, attempts=1, timeout=timeout)
+        balance = answer.payload.get("current_balance")
+        currency = answer.payload.get("currency", "USD")
+        if isinstance(balance, bool) or not isinstance(balance, (int, float)) or currency != "USD":
             return None
-        if isinstance(value, dict):
-            items = list(value.items())[:MAX_UPSTREAM_ITEMS]
-            return {self._clean(str(key), depth + 1): self._clean(item, depth + 1) for key, item in items}
-        if isinstance(value, list):
-            return [self._clean(item, depth + 1) for item in value[:MAX_UPSTREAM_ITEMS]]
-        return value
+        return float(balance)
 
-    def _redact(self, text: str) -> str:
-        for form in self._secret_forms:
-            text = text.replace(form, REDACTED)
-        return text
-
-    async def _with_retries(
-        self,
-        label: str,
-        attempt: Callable[[], Awaitable[_T]],
-        *,
-        idempotent: bool,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-    ) -> _T:
-        """The only retry loop: run `attempt` until it succeeds or the policy says stop. Each attempt is bounded
-        in total (a body dripping a byte at a time cannot outlast it), and all of them by `timeout` if given."""
-        policy = self._retry_policy
-        limit = policy.max_attempts if max_attempts is None else max_attempts
-        started = self._clock()
-        budget = policy.max_total_seconds if timeout is None else timeout
-        attempts = 0
-        while True:
-            attempts += 1
-            left = (
-                self._attempt_seconds
-                if timeout is None
-                else min(self._attempt_seconds, timeout - self._elapsed(started))
-            )
-            try:
-                with anyio.fail_after(max(left, 0.0)):
-                    return await attempt()
-            except TimeoutError:
-                error: Exception = APITimeoutError(
-                    "No complete answer came back in the time left for this call", request_sent=True
-                )
-            except (httpx.TransportError, APIStatusError) as exc:
-                error = exc
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                raise _as_package_error(exc) from exc
-            retry_after = error.retry_after if isinstance(error, APIStatusError) else None
-            delay = retry_delay(attempts, policy, retry_after=retry_after, rng=self._rng)
-            out_of_budget = self._elapsed(started) + delay >= budget
-            if attempts >= limit or out_of_budget or not should_retry(error, idempotent=idempotent):
-                raise _as_package_error(error)
-            logger.info("%s failed (%s); retry %d in %.1f s", label, _describe(error), attempts, delay)
-            await self._sleep(delay)
-
-    def _elapsed(self, since: float) -> float:
-        return self._clock() - since
-
-
-async def _deliver(on_update: UpdateCallback, update: WaitUpdate) -> None:
-    """Call `on_update`, awaiting it when it is a coroutine function (so `print` and `async def` both work)."""
-    outcome = on_update(update)
-    if inspect.isawaitable(outcome):
-        await outcome
+    async def price_list(
+        self, model: str, *, etag: str | None = None, timeout: float | None = None
+    ) -> PriceList | None:
+        """The provider's published prices for `model` (no key needed); None when `etag` says nothing changed."""
+        headers = {"If-None-Match": etag} if etag else None
+        answer: Answer = await self._http.request(
+            "GET",
+            MODELS_PATH,
+            params={"id": model, "include": "pricing"},
+            headers=headers,
+            idempotent=True,
+            attempts=1,  # one try: an estimate's source, asked again after a while (see `money`)
+            timeout=timeout,
+            keyless=True,
+            not_modified=etag is not None,
+        )
+        if answer.status_code == 304:
+            return None
+        return price_list_from(answer.payload, model, etag=answer.headers.get("etag"))
 
 
 def _check_generation_id(generation_id: str) -> None:
@@ -617,121 +525,5 @@ def _check_generation_id(generation_id: str) -> None:
         raise InvalidArgumentError(f"generation_id must be 1 to {MAX_GENERATION_ID_LENGTH} characters")
 
 
-def _status_error(status_code: int, headers: httpx.Headers, payload: Any) -> APIStatusError:
-    """The typed error for an error answer (its body already cleaned of the key and odd text)."""
-    return error_for_status(
-        status_code,
-        payload,
-        retry_after=parse_retry_after(headers.get("Retry-After")),
-        request_id=headers.get("x-request-id"),
-    )
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    """The (decoded) body, refused past `limit` bytes: no answer of this API is near it, and memory must hold."""
-    chunks = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise UnexpectedResponseError(
-                f"The answer (HTTP {response.status_code}) is over {limit // 1024} KiB; no real answer is that big"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_json(body: bytes) -> Any:
-    """The JSON in `body`, or its text when it is not JSON we can read (an HTML page, or nested absurdly deep)."""
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return body.decode("utf-8", "replace")
-
-
-def _is_video_type(content_type: str) -> bool:
-    """Whether a download's Content-Type can be a video (no type at all is given the benefit of the doubt)."""
-    kind = content_type.split(";", 1)[0].strip().lower()
-    return not kind or kind.startswith("video/") or kind in _VIDEO_CONTAINER_TYPES
-
-
-def printable(text: str) -> str:
-    """Upstream text for a log line or a message: escaped (no line breaks, no control characters) and short."""
-    return repr(text[:300])[1:-1]
-
-
-async def _stream_to_file(response: httpx.Response, target: Path, max_bytes: int) -> int:
-    """Write the body next to `target` under a hidden temporary name, then rename it into place."""
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-    size = 0
-    try:
-        async with await anyio.open_file(partial, "wb") as file:
-            async for chunk in response.aiter_bytes(_DOWNLOAD_CHUNK_BYTES):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DownloadError(f"The video is over the {max_bytes}-byte limit; download stopped")
-                await file.write(chunk)
-        await anyio.to_thread.run_sync(os.replace, partial, target)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await anyio.Path(partial).unlink(missing_ok=True)
-        raise
-    return size
-
-
-def remove_leftover_downloads(directory: Path, *, older_than_seconds: float = 600.0) -> int:
-    """Delete the hidden `.partial` files of downloads that never finished (a crash, a kill) in `directory`.
-
-    Only ours (the names `_stream_to_file` gives) and only old ones: another process may be downloading now.
-    """
-    removed = 0
-    cutoff = time.time() - older_than_seconds
-    try:
-        leftovers = list(directory.glob(".pixverse-*.partial"))
-    except OSError:
-        return 0
-    for leftover in leftovers:
-        try:
-            if leftover.stat().st_mtime < cutoff:
-                leftover.unlink()
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
-def safe_video_file_name(generation_id: str, *, when: datetime | None = None) -> str:
-    """A file name we generate (never one taken from the URL or the prompt): time plus a digest of the id."""
-    stamp = (when or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    digest = hashlib.sha256(generation_id.encode()).hexdigest()[:12]
-    return f"pixverse-{stamp}-{digest}.mp4"
-
-
-def _as_package_error(error: BaseException) -> PixVerseError:
-    if isinstance(error, PixVerseError):
-        return error
-    never_sent = isinstance(error, NEVER_SENT)
-    if isinstance(error, httpx.TooManyRedirects):
-        wrapped: PixVerseError = DownloadError(
-            "The video storage keeps redirecting (a redirect loop); nothing was saved"
-        )
-    elif isinstance(error, (httpx.DecodingError, httpx.InvalidURL, httpx.UnsupportedProtocol)):
-        wrapped = UnexpectedResponseError(f"The answer could not be read ({type(error).__name__})")
-    elif isinstance(error, httpx.LocalProtocolError):
-        # Its text quotes the offending header, which may be the key: say what happened, not what it saw.
-        wrapped = APIConnectionError("The request could not be built (an invalid header); not sent", request_sent=False)
-    elif isinstance(error, httpx.TimeoutException):
-        wrapped = APITimeoutError(
-            f"The AI/ML API did not answer in time ({type(error).__name__})", request_sent=not never_sent
-        )
-    else:
-        wrapped = APIConnectionError(
-            f"Could not reach the AI/ML API ({type(error).__name__}: {printable(str(error))})",
-            request_sent=not never_sent,
-        )
-    wrapped.__cause__ = error
-    return wrapped
-
-
-def _describe(error: BaseException) -> str:
-    return f"HTTP {error.status_code}" if isinstance(error, APIStatusError) else type(error).__name__
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

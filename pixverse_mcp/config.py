@@ -1,11 +1,15 @@
-"""Settings from the environment: the only module that reads `os.environ`.
+"""Settings from the environment, read in one place (`load_settings`); the library client keeps its own fallback
+to `AIMLAPI_API_KEY` / `AIMLAPI_BASE_URL` for use without a server.
 
-Every setting is listed in the README's configuration table. CLI flags override by `Settings.model_copy(update=...)`.
+Every setting is listed in the README's configuration table. Every number must be finite and in its range: a bad
+value stops the server before it serves, naming the variable (the CLI exits 3). CLI flags override by
+`Settings.model_copy(update=...)`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
@@ -14,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from pixverse_mcp import defaults
 from pixverse_mcp.errors import MissingAPIKeyError
+from pixverse_mcp.text import is_well_formed_key
 
 
 class SettingsError(ValueError):
@@ -23,35 +28,45 @@ class SettingsError(ValueError):
 class Settings(BaseModel):
     """Everything configurable, with its default. The API key is a `SecretStr`: it never prints."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     api_key: SecretStr | None = None
     base_url: str = defaults.DEFAULT_BASE_URL
     endpoint: Literal["universal", "vendor"] = "universal"
-    connect_timeout_seconds: float = Field(default=defaults.CONNECT_TIMEOUT_SECONDS, gt=0)
-    read_timeout_seconds: float = Field(default=defaults.READ_TIMEOUT_SECONDS, gt=0)
-    wait_budget_seconds: float = Field(default=defaults.WAIT_BUDGET_SECONDS, gt=0)
-    max_wait_seconds: float = Field(default=defaults.MAX_WAIT_SECONDS, gt=0)
+    connect_timeout_seconds: float = Field(default=defaults.CONNECT_TIMEOUT_SECONDS, gt=0, le=600)
+    read_timeout_seconds: float = Field(default=defaults.READ_TIMEOUT_SECONDS, gt=0, le=600)
+    wait_budget_seconds: float = Field(default=defaults.WAIT_BUDGET_SECONDS, gt=0, le=86_400)
+    max_wait_seconds: float = Field(default=defaults.MAX_WAIT_SECONDS, gt=0, le=86_400)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     poll_time_scale: float = Field(default=1.0, gt=0, le=1)
     """Shrinks the polling schedule, for the sandbox and tests whose generations take seconds, not a minute."""
     state_dir: Path = Field(default_factory=lambda: default_state_dir())
     output_dir: Path | None = None
-    """Where finished videos are saved; None saves only when a call asks (then under state_dir/videos)."""
-    max_download_mb: float = Field(default=defaults.MAX_DOWNLOAD_MB, gt=0)
-    reattach_window_seconds: float = Field(default=defaults.REATTACH_WINDOW_SECONDS, ge=0)
+    """Where finished videos are saved (None: the user's videos folder, `default_videos_dir()`)."""
+    save: bool = True
+    """Save every finished video (the provider's URLs are temporary); a call's `save_to_disk` decides for itself."""
+    max_download_mb: float = Field(default=defaults.MAX_DOWNLOAD_MB, gt=0, le=100_000)
+    input_dirs: tuple[Path, ...] = ()
+    """Folders whose images, videos and sounds an agent may name by path (besides the client's roots and the
+    videos folder)."""
+    max_image_mb: float = Field(default=defaults.MAX_IMAGE_MB, gt=0, le=1_000)
+    reattach_window_seconds: float = Field(default=defaults.REATTACH_WINDOW_SECONDS, ge=0, le=86_400)
     """A blocking call identical to one still in flight this recently re-attaches to it instead of paying again."""
-    daily_budget_usd: float | None = Field(default=None, ge=0)
+    settle_seconds: float = Field(default=defaults.SETTLE_SECONDS, gt=0, le=86_400)
+    """How long a create whose answer was lost is looked for in the provider's request log."""
+    daily_budget_usd: float | None = Field(default=None, ge=0, le=1_000_000)
     """The most the server may spend per UTC day (creates refused beyond it); None: no cap."""
-    cost_estimate_usd: float = Field(default=defaults.COST_ESTIMATE_USD, ge=0)
-    """What a video of a size never charged before is assumed to cost, for the cap."""
+    cost_estimate_usd: float = Field(default=defaults.COST_ESTIMATE_USD, gt=0, le=1_000)
+    """What a video is assumed to cost when neither an earlier one of its size nor the price list says."""
     confirm_paid: bool = False
     """Ask the user (elicitation) before each paid create, when the client can ask."""
     database_url: SecretStr | None = None
     """postgresql://... for storage shared by several replicas; None: the SQLite journal in state_dir."""
-    lease_seconds: float = Field(default=defaults.LEASE_SECONDS, gt=0)
+    journal_keep_days: float | None = Field(default=None, gt=0, le=36_500)
+    """Drop finished generations older than this from the journal (None: keep everything)."""
+    lease_seconds: float = Field(default=defaults.LEASE_SECONDS, gt=0, le=3_600)
     """How long a replica's claim to poll a generation lasts without renewal (takeover time if it dies)."""
-    task_ttl_seconds: float = Field(default=defaults.TASK_TTL_SECONDS, gt=0)
+    task_ttl_seconds: float = Field(default=defaults.TASK_TTL_SECONDS, gt=0, le=30 * 86_400)
     """How long a protocol task (and its result) is kept after it was created."""
     media_origins: tuple[str, ...] = defaults.MEDIA_ORIGINS
     """Where finished videos are served from: the inline player may load media from these (its CSP)."""
@@ -78,6 +93,11 @@ class Settings(BaseModel):
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
+    @field_validator("input_dirs")
+    @classmethod
+    def _expand_homes(cls, folders: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(folder.expanduser() for folder in folders)
+
     @property
     def secrets(self) -> list[str]:
         """Every secret value configured, for log redaction."""
@@ -91,8 +111,8 @@ class Settings(BaseModel):
 
     @property
     def videos_dir(self) -> Path:
-        """Where a video is saved when a call asks for it."""
-        return self.output_dir if self.output_dir is not None else self.state_dir / "videos"
+        """Where finished videos are saved."""
+        return self.output_dir if self.output_dir is not None else default_videos_dir()
 
     @property
     def max_download_bytes(self) -> int:
@@ -109,9 +129,7 @@ class Settings(BaseModel):
         """Why the configured key cannot be used (none, or malformed), or None when it can."""
         if self.api_key is None or not self.api_key.get_secret_value().strip():
             return MissingAPIKeyError()
-        from pixverse_mcp.client import is_well_formed_api_key  # the client's rule; httpx loads only when asked
-
-        if not is_well_formed_api_key(self.api_key.get_secret_value().strip()):
+        if not is_well_formed_key(self.api_key.get_secret_value().strip()):
             return MissingAPIKeyError(malformed=True)
         return None
 
@@ -129,12 +147,17 @@ ENVIRONMENT_VARIABLES: Final[dict[str, str]] = {
     "PIXVERSE_MCP_POLL_TIME_SCALE": "poll_time_scale",
     "PIXVERSE_MCP_STATE_DIR": "state_dir",
     "PIXVERSE_MCP_OUTPUT_DIR": "output_dir",
+    "PIXVERSE_MCP_SAVE": "save",
     "PIXVERSE_MCP_MAX_DOWNLOAD_MB": "max_download_mb",
+    "PIXVERSE_MCP_INPUT_DIRS": "input_dirs",
+    "PIXVERSE_MCP_MAX_IMAGE_MB": "max_image_mb",
     "PIXVERSE_MCP_REATTACH_WINDOW_SECONDS": "reattach_window_seconds",
+    "PIXVERSE_MCP_SETTLE_SECONDS": "settle_seconds",
     "PIXVERSE_MCP_DAILY_BUDGET_USD": "daily_budget_usd",
     "PIXVERSE_MCP_COST_ESTIMATE_USD": "cost_estimate_usd",
     "PIXVERSE_MCP_CONFIRM_PAID": "confirm_paid",
     "PIXVERSE_MCP_DATABASE_URL": "database_url",
+    "PIXVERSE_MCP_JOURNAL_KEEP_DAYS": "journal_keep_days",
     "PIXVERSE_MCP_LEASE_SECONDS": "lease_seconds",
     "PIXVERSE_MCP_MEDIA_ORIGINS": "media_origins",
     "PIXVERSE_MCP_TASK_TTL_SECONDS": "task_ttl_seconds",
@@ -158,6 +181,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for field in _COMMA_SEPARATED:
         if isinstance(raw_list := values.get(field), str):
             values[field] = tuple(item.strip() for item in raw_list.split(",") if item.strip())
+    if isinstance(folders := values.get("input_dirs"), str):  # a path list, like PATH
+        values["input_dirs"] = tuple(item.strip() for item in folders.split(os.pathsep) if item.strip())
     if isinstance(base_url := values.get("base_url"), str):
         values["base_url"] = base_url.rstrip("/")
     if isinstance(log_level := values.get("log_level"), str):
@@ -170,6 +195,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{field_to_variable.get(str(error['loc'][0]), error['loc'][0])}: {error['msg']}" for error in exc.errors()
         )
         raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def default_videos_dir() -> Path:
+    """Where this user's finished videos go by default: a `pixverse` folder in their videos folder (`~/Videos`,
+    `$XDG_VIDEOS_DIR` when set, `~/Movies` on macOS)."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Movies"
+    else:
+        base = Path(os.environ.get("XDG_VIDEOS_DIR") or Path.home() / "Videos")
+    return base.expanduser() / "pixverse"
 
 
 def default_state_dir() -> Path:

@@ -27,6 +27,14 @@ WAIT_BUDGET_SECONDS: Final = 50.0
 MAX_WAIT_SECONDS: Final = 600.0
 # A retried blocking call this soon after an identical one re-attaches to it instead of paying again.
 REATTACH_WINDOW_SECONDS: Final = 600.0
+# A create whose answer was lost is looked for in the provider's request log this long (its rows arrive through an
+# analytics pipeline, after a delay); not found by then, it was never received.
+SETTLE_SECONDS: Final = 600.0
+# Images an agent names (a first or last frame) are sent inline as data URIs: this caps what one may weigh. Videos
+# and sounds for lip-sync are capped in `inputs` (a data URI of them must still fit in one request).
+MAX_IMAGE_MB: Final = 10.0
+MAX_VIDEO_INPUT_MB: Final = 50.0
+MAX_AUDIO_INPUT_MB: Final = 20.0
 
 # HTTP transports listen on loopback unless told otherwise (beyond loopback needs a token).
 HTTP_HOST: Final = "127.0.0.1"

@@ -15,6 +15,7 @@ PixVerseError                     .transient: trying again later may work
 │   └── UpstreamServerError       5xx and anything else unexpected
 ├── UnexpectedResponseError       2xx, but a body we cannot read (HTML page, no id, completed without URL)
 ├── CreateOutcomeUnknownError     the create request was sent but its answer was lost: it may have been accepted
+├── CreatePendingError            an identical create is still being sent by another call: it has no id yet
 ├── DownloadError                 fetching the finished video failed or was refused (.timed_out)
 ├── SpendingCapError              the day's spending cap would be passed: nothing was sent
 ├── PreviewError                  a video could not be turned into a contact sheet
@@ -153,6 +154,13 @@ class CreateOutcomeUnknownError(PixVerseError):
 
     We never re-send a create in that case (a second one could be charged twice).
     """
+
+    transient = True
+
+
+class CreatePendingError(PixVerseError):
+    """An identical create is being sent by another call (here or on another replica) and has no id yet: calling
+    again in a moment re-attaches to it. Nothing was sent for this call."""
 
     transient = True
 

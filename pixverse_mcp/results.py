@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
@@ -18,16 +18,21 @@ from pydantic import BaseModel, Field
 
 from pixverse_mcp.errors import (
     CreateOutcomeUnknownError,
+    CreatePendingError,
     GenerationError,
     GenerationLookupError,
+    InvalidArgumentError,
     MissingAPIKeyError,
     PixVerseError,
     SpendingCapError,
 )
-from pixverse_mcp.models import GenerationStatus, clean_text, usage_cost_usd
+from pixverse_mcp.models import GenerationStatus
+from pixverse_mcp.money import AccountStatus
 from pixverse_mcp.preview import ContactSheet
 from pixverse_mcp.service import Outcome
 from pixverse_mcp.storage import JournalEntry, PendingCreate
+from pixverse_mcp.text import clean_text
+from pixverse_mcp.views import JournalVideo, UncertainCreate, dollars, iso, journal_video, uncertain_create
 
 # Hosts put results in the model's context and refuse them past about 1 MB: stay well under, whatever a field holds.
 MAX_RESULT_BYTES: Final = 900_000
@@ -60,11 +65,20 @@ class VideoResult(BaseModel):
         default=None, description="Rough time left by the usual figures, while still running."
     )
     usage: dict[str, Any] | None = Field(
-        default=None, description="What the provider charged for the generation (meta.usage), when known."
+        default=None, description="What the provider reported charging for the generation (meta.usage), when known."
     )
-    cost_usd: float | None = Field(default=None, description="That charge in US dollars, when known.")
+    cost_usd: float | None = Field(
+        default=None,
+        description="What it cost in US dollars: what the provider reported, or the estimate the spending cap "
+        "counted when its answer did not say.",
+    )
     budget_left_usd: float | None = Field(
         default=None, description="What the server's daily spending cap leaves for today (UTC), when one is set."
+    )
+    balance_usd: float | None = Field(
+        default=None,
+        description="The account's balance, given when a cap is set and the balance is below what the cap still "
+        "allows today (the balance then runs out first).",
     )
     reattached: bool = Field(
         default=False, description="True when an identical generation already running was re-used (no new charge)."
@@ -76,7 +90,35 @@ class VideoResult(BaseModel):
         default=None, description="Why the generation could not be recorded in the journal (keep its id yourself)."
     )
     prompt: str | None = Field(default=None, description="What the video was asked to show, when known.")
+    model: str | None = Field(default=None, description="The PixVerse model that makes it, when known.")
     next_step: str = Field(description="What to do next, in words an agent can follow.")
+
+
+@dataclass(frozen=True)
+class Money:
+    """What a result says about money beyond the video's own cost: the cap's remainder and, when it matters, the
+    balance."""
+
+    budget_left_usd: float | None = None
+    balance_usd: float | None = None
+
+    def sentences(self, cost: float | None) -> str:
+        parts = []
+        if cost is not None:
+            parts.append(f"Cost: {dollars(cost)}.")
+        if self.budget_left_usd is not None:
+            parts.append(f"Left today under the spending cap: {dollars(self.budget_left_usd)}.")
+        if self.low_balance:
+            parts.append(f"The account's balance ({dollars(self.balance_usd or 0)}) is below that: top it up.")
+        return "".join(f" {part}" for part in parts)
+
+    @property
+    def low_balance(self) -> bool:
+        return (
+            self.balance_usd is not None
+            and self.budget_left_usd is not None
+            and self.balance_usd < self.budget_left_usd
+        )
 
 
 def status_call(generation_id: str, wait_seconds: float) -> str:
@@ -84,9 +126,7 @@ def status_call(generation_id: str, wait_seconds: float) -> str:
     return f"get_video_status(generation_id={json.dumps(generation_id)}, wait_seconds={wait_seconds:g})"
 
 
-def outcome_result(
-    outcome: Outcome, *, continue_wait_seconds: float, budget_left_usd: float | None = None
-) -> CallToolResult:
+def outcome_result(outcome: Outcome, *, continue_wait_seconds: float, money: Money | None = None) -> CallToolResult:
     """The tool result for an outcome: structured content, a one-line summary, and a link when done.
 
     A failed generation is a tool error (`isError`) that still carries the full structured state and the id.
@@ -111,11 +151,12 @@ def outcome_result(
         next_step = f"Still running. Continue with {status_call(gid, continue_wait_seconds)}."
         summary = f"Generation {gid} is {status.value}{left}. {next_step}"
     if outcome.reattached:
-        summary = f"Re-attached to the identical generation already running (no new charge). {summary}"
-    cost = usage_cost_usd(generation.usage)
-    summary += _money(cost, budget_left_usd)
+        summary = f"Re-attached to the identical generation already made or running (no new charge). {summary}"
+    money = money or Money()
+    cost = generation.cost_usd
+    summary += money.sentences(cost)
     if outcome.journal_error:
-        summary += f" It could not be recorded in the journal ({outcome.journal_error}): keep this generation id."
+        summary += f" {outcome.journal_error}. Keep this generation id meanwhile."
     result = VideoResult(
         generation_id=gid,
         status=status.value,
@@ -127,13 +168,15 @@ def outcome_result(
         estimated_seconds_remaining=_rounded(outcome.remaining_seconds),
         usage=generation.usage,
         cost_usd=_cents(cost),
-        budget_left_usd=_cents(budget_left_usd),
+        budget_left_usd=_cents(money.budget_left_usd),
+        balance_usd=_cents(money.balance_usd) if money.low_balance else None,
         reattached=outcome.reattached,
         local_path=str(outcome.saved.path) if outcome.saved else None,
         file_size_bytes=outcome.saved.size if outcome.saved else None,
         save_error=outcome.save_error,
         journal_error=outcome.journal_error,
         prompt=outcome.prompt,
+        model=outcome.model,
         next_step=next_step,
     )
     content: list[ContentBlock] = [TextContent(type="text", text=summary)]
@@ -154,9 +197,7 @@ def outcome_result(
     )
 
 
-def problem_result(
-    error: PixVerseError, *, continue_wait_seconds: float, budget_left_usd: float | None = None
-) -> CallToolResult:
+def problem_result(error: PixVerseError, *, continue_wait_seconds: float, money: Money | None = None) -> CallToolResult:
     """A video tool's error (`isError`), in the same structured shape as its other results.
 
     The generation id is kept whenever one exists; `done` says whether asking again about it can help.
@@ -175,15 +216,25 @@ def problem_result(
                 f"The generation may still be running: check it later with "
                 f"{status_call(error.generation_id, continue_wait_seconds)}."
             )
-    elif isinstance(error, CreateOutcomeUnknownError):
-        status = "unknown"
+    elif isinstance(error, CreatePendingError):
+        status, done = "unknown", False
         next_step = (
-            "Do not create it again yet: check the AI/ML API usage page (https://aimlapi.com/app/billing) first."
+            "Call generate_video_blocking with the same arguments again in a few seconds: it re-attaches to that "
+            "create (one payment)."
+        )
+    elif isinstance(error, CreateOutcomeUnknownError):
+        status, done = "unknown", False
+        next_step = (
+            "Do not create it again with create_video or force_new. In a minute or two, call "
+            "generate_video_blocking with the same arguments: it re-attaches to the video if the provider received "
+            "the lost create (one payment), or creates it if the provider never did."
         )
     elif isinstance(error, MissingAPIKeyError):
         next_step = "Nothing was created. Set AIMLAPI_API_KEY for this server (or run it with --sandbox)."
     elif isinstance(error, SpendingCapError):
         next_step = "Nothing was created or charged. Tell the user the daily spending cap is reached."
+    elif isinstance(error, InvalidArgumentError):
+        next_step = "Nothing was created. Fix the argument the error names, then try again."
     elif error.transient:
         next_step = "Nothing was created. Try again in a minute."
     else:
@@ -195,7 +246,7 @@ def problem_result(
         status=status,
         done=done,
         error=message,
-        budget_left_usd=_cents(budget_left_usd),
+        budget_left_usd=_cents(money.budget_left_usd if money else None),
         next_step=next_step,
     )
     return CallToolResult(
@@ -205,9 +256,11 @@ def problem_result(
     )
 
 
-def declined_result(*, prompt: str | None) -> CallToolResult:
-    """The user said no when asked to confirm a paid create: a normal result (not an error), nothing created."""
-    next_step = "The user declined: nothing was created or charged. Do not create it again unless the user asks."
+DECLINED: Final = "The user declined: nothing was created or charged. Do not create it again unless the user asks."
+
+
+def not_created_result(next_step: str, *, prompt: str | None = None) -> CallToolResult:
+    """Nothing was created, and that is an answer, not an error (the user declined, or gave no answer in time)."""
     result = VideoResult(generation_id=None, status="not_created", done=True, prompt=prompt, next_step=next_step)
     return CallToolResult(
         content=[TextContent(type="text", text=f"Not created: {next_step}")],
@@ -218,15 +271,6 @@ def declined_result(*, prompt: str | None) -> CallToolResult:
 def refusal_result(message: str) -> CallToolResult:
     """A call refused before anything ran (invalid arguments): an error with no structured content."""
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
-
-
-def _money(cost: float | None, budget_left_usd: float | None) -> str:
-    parts = []
-    if cost is not None:
-        parts.append(f"Cost: ${cost:.2f}.")
-    if budget_left_usd is not None:
-        parts.append(f"Left today under the spending cap: ${budget_left_usd:.2f}.")
-    return "".join(f" {part}" for part in parts)
 
 
 def _cents(value: float | None) -> float | None:
@@ -265,95 +309,22 @@ def _mapped(result: CallToolResult, change: Any) -> CallToolResult:
     return CallToolResult.model_validate(walk(result.model_dump(by_alias=True, exclude_none=True)))
 
 
-def progress_message(status: GenerationStatus | None, elapsed: float, expected: float) -> str:
-    """A line a person can read: "generating, 24 s elapsed, about 15 s left"."""
-    label = status.value if status is not None else "waiting for the first status"
-    if status is not None and status.is_final:
-        return f"{label} after {elapsed:.0f} s"
-    if elapsed <= expected:
-        return f"{label}, {elapsed:.0f} s elapsed, about {max(1, round(expected - elapsed))} s left"
-    return f"{label}, {elapsed:.0f} s elapsed, taking longer than the usual {expected:.0f} s"
-
-
-class JournalVideo(BaseModel):
-    """One generation as the journal remembers it."""
-
-    generation_id: str
-    status: GenerationStatus
-    created_at: str = Field(description="When we received the id (ISO 8601, UTC).")
-    updated_at: str = Field(description="When we last heard of it (ISO 8601, UTC).")
-    prompt: str | None = None
-    options: dict[str, Any] | None = Field(default=None, description="The other request fields (resolution, ...).")
-    video_url: str | None = None
-    error: str | None = None
-    usage: dict[str, Any] | None = None
-    local_path: str | None = None
-
-
-class UncertainCreate(BaseModel):
-    """A create that was sent but never answered with an id (a lost connection, a crash): it may have been charged."""
-
-    created_at: str = Field(description="When it was sent (ISO 8601, UTC).")
-    prompt: str | None = None
-    options: dict[str, Any] | None = None
-    state: Literal["creating", "outcome_unknown"] = Field(
-        description="creating: being sent right now; outcome_unknown: no answer came back, so only the AI/ML API "
-        "usage page can tell whether it was accepted and charged."
-    )
-    detail: str | None = None
-
-
 class VideoList(BaseModel):
     """The journal's newest generations (the `list_videos` tool's `outputSchema`)."""
 
     videos: list[JournalVideo]
     uncertain_creates: list[UncertainCreate] = Field(
-        default_factory=list, description="Creates sent without an answer: check before creating them again."
+        default_factory=list,
+        description="Creates sent without an answer, and how each stands (being settled, or never received).",
     )
     next_step: str
-
-
-def _prompt_and_options(request: dict[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
-    options = dict(request or {})
-    prompt = options.pop("prompt", None)
-    options.pop("model", None)
-    return (prompt if isinstance(prompt, str) else None), (options or None)
-
-
-def journal_video(entry: JournalEntry) -> JournalVideo:
-    """An entry in the shape agents see."""
-    prompt, options = _prompt_and_options(entry.request)
-    return JournalVideo(
-        generation_id=entry.generation_id,
-        status=entry.status,
-        created_at=_iso(entry.created_at),
-        updated_at=_iso(entry.updated_at),
-        prompt=prompt,
-        options=options,
-        video_url=entry.video_url,
-        error=entry.error,
-        usage=entry.usage,
-        local_path=entry.local_path,
-    )
 
 
 def journal_document(entry: JournalEntry, history: list[tuple[float, str]]) -> str:
     """The `pixverse://generations/{id}` resource: the entry plus every status change we saw, as JSON."""
     document = journal_video(entry).model_dump(mode="json")
-    document["status_history"] = [{"at": _iso(at), "status": status} for at, status in history]
+    document["status_history"] = [{"at": iso(at), "status": status} for at, status in history]
     return json.dumps(document, indent=2)
-
-
-def uncertain_create(pending: PendingCreate) -> UncertainCreate:
-    """A create without an id, in the shape agents see."""
-    prompt, options = _prompt_and_options(pending.request)
-    return UncertainCreate(
-        created_at=_iso(pending.created_at),
-        prompt=prompt,
-        options=options,
-        state="outcome_unknown" if pending.outcome_unknown else "creating",
-        detail=pending.detail,
-    )
 
 
 def list_result(
@@ -367,10 +338,15 @@ def list_result(
         next_step = f"For a video still running, call {status_call(running[0], continue_wait_seconds)}."
     else:
         next_step = "Every listed video is finished."
+    if any(create.state == "settling" for create in uncertain):
+        next_step += (
+            " Some creates lost their answer and are being settled (uncertain_creates): calling again with the same "
+            "arguments re-attaches to them if the provider received them, or creates them if it never did."
+        )
     if any(create.state == "outcome_unknown" for create in uncertain):
         next_step += (
-            " Some creates got no answer (uncertain_creates): they may have been charged; check the AI/ML API usage "
-            "page before creating them again."
+            " Some creates of an older version got no answer (outcome_unknown): only the AI/ML API usage page can "
+            "tell whether they were charged."
         )
     counts = ", ".join(
         f"{sum(video.status is status for video in videos)} {status.value}"
@@ -383,10 +359,6 @@ def list_result(
         content=[TextContent(type="text", text=f"{summary} {next_step}")],
         structured_content=listing.model_dump(mode="json"),
     )
-
-
-def _iso(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="seconds")
 
 
 class PreviewResult(BaseModel):
@@ -424,5 +396,54 @@ def preview_result(sheet: ContactSheet, *, generation_id: str | None, path: str 
     )
     return CallToolResult(
         content=[TextContent(type="text", text=summary), preview_image(sheet)],
+        structured_content=result.model_dump(mode="json"),
+    )
+
+
+class DaySpend(BaseModel):
+    """What one UTC day cost."""
+
+    day: str = Field(description="The UTC date (YYYY-MM-DD).")
+    spent_usd: float
+    videos: int
+
+
+class AccountResult(BaseModel):
+    """The account and the spending cap (the `account_status` tool's `outputSchema`)."""
+
+    balance_usd: float | None = Field(description="The account's balance at the AI/ML API (null when unknown).")
+    spent_today_usd: float = Field(description="What this server spent today (UTC), creates being settled included.")
+    budget_usd: float | None = Field(description="The daily spending cap (null: none).")
+    budget_left_usd: float | None = Field(description="What the cap leaves for today (null: no cap).")
+    spend_by_day: list[DaySpend] = Field(description="The last week's spend, newest day first (days with videos).")
+    next_step: str
+
+
+def account_result(account: AccountStatus) -> CallToolResult:
+    """The account_status result: the figures, and a line saying what limits the next video."""
+    parts = [f"Spent today: {dollars(account.spent_today_usd)}."]
+    if account.budget_usd is not None:
+        parts.append(f"Daily cap: {dollars(account.budget_usd)} ({dollars(account.budget_left_usd or 0)} left).")
+    if account.balance_usd is not None:
+        parts.append(f"Balance: {dollars(account.balance_usd)}.")
+    low = Money(account.budget_left_usd, account.balance_usd).low_balance
+    if low:
+        next_step = "The balance is below what the cap still allows today: the user should top it up."
+    elif account.budget_left_usd is not None and account.budget_left_usd <= 0:
+        next_step = "Today's cap is reached: no video can be created before midnight UTC."
+    else:
+        next_step = "Nothing limits the next video."
+    result = AccountResult(
+        balance_usd=_cents(account.balance_usd),
+        spent_today_usd=round(account.spent_today_usd, 4),
+        budget_usd=account.budget_usd,
+        budget_left_usd=_cents(account.budget_left_usd),
+        spend_by_day=[
+            DaySpend(day=day, spent_usd=round(spent, 4), videos=count) for day, spent, count in account.spend_by_day
+        ],
+        next_step=next_step,
+    )
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"{' '.join(parts)} {next_step}")],
         structured_content=result.model_dump(mode="json"),
     )

@@ -1,12 +1,17 @@
-"""A local emulator of the AI/ML API's PixVerse v5 text-to-video endpoints, for trying the server without a key
-and as the real HTTP peer of the integration tests.
+"""A local emulator of the AI/ML API's PixVerse family (v5 and v5.5 text-to-video and image-to-video, the v5
+transition, lip-sync) and of the service routes a client of them uses, for trying the server without a key and as
+the real HTTP peer of the integration tests.
 
-It checks the bearer key and the body as the real API does, walks each generation through
-queued -> generating -> completed on configurable timings, and serves a small playable MP4
-(`pixverse_mcp/assets/sandbox.mp4`, made by `examples/make_sandbox_video.py`) as every rendered video, with
-Range support. `GET /_sandbox/stats` counts requests, so tests can prove that bad input never reached it and that
-no create was sent twice: `creates` counts every POST that reached a handler (faulted or not), `accepted` the
-generations stored, `status_requests` every GET, `rejected` the key and body refusals.
+It checks the bearer key and the body as the real API does, strictly per model (a field the model does not take is
+a 400, so a test catches a server sending one), walks each generation through queued -> generating -> completed on
+configurable timings, and serves a small playable MP4 (`pixverse_mcp/assets/sandbox.mp4`, made by
+`examples/make_sandbox_video.py`) as every rendered video, with Range support. Like the real API it echoes
+`X-Client-Request-Id` (when valid), answers with `x-inference-id` and the cost headers, keeps a request log
+(`GET /v2/logs`, rows visible after `logs_delay_seconds`, failed requests at cost 0), a balance (`GET /v2/billing`,
+charged when a video completes) and a price list (`GET /v1/models?id=...&include=pricing`, no key, with an ETag).
+`GET /_sandbox/stats` counts requests, so tests can prove that bad input never reached it and that no create was
+sent twice: `creates` counts every POST that reached a handler (faulted or not), `accepted` the generations
+stored, `status_requests` every GET, `rejected` the key and body refusals.
 
 Faults make the upstream misbehave over real HTTP, in two ways:
 
@@ -62,7 +67,9 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import hashlib
 import importlib.resources
+import json
 import math
 import re
 import socket
@@ -91,12 +98,37 @@ PATHS: Final = ("/v2/video/generations", "/v2/generate/video/pixverse/generation
 
 _ASPECT_RATIOS: Final = ("16:9", "4:3", "1:1", "3:4", "9:16")
 _RESOLUTIONS: Final = ("360p", "540p", "720p", "1080p")
-_DURATIONS: Final = (5, 8)
 _STYLES: Final = ("anime", "3d_animation", "clay", "comic", "cyberpunk")
+_SPEAKERS: Final = (
+    "Harper", "Ava", "Isabella", "Sophia", "Emily", "Chloe", "Julia", "Mason", "Jack", "Liam", "James", "Oliver",
+    "Adrian", "Ethan", "Auto",
+)  # fmt: skip
+_THINKING: Final = ("enabled", "disabled", "auto")
 _MAX_SEED: Final = 2147483647
 _MAX_PROMPT: Final = 2048
-# The usage figure the real API reported for one 5 s 720p clip (upstream.md); scaled by size below.
-_TOKENS_PER_CLIP: Final = 840_000
+_VIDEO_FIELDS: Final = frozenset({"model", "prompt", "resolution", "duration", "negative_prompt", "style", "seed"})
+_LIP_SYNC_TTS: Final = frozenset({"lip_sync_tts_content", "lip_sync_tts_speaker"})
+_V55_SWITCHES: Final = frozenset({"generate_audio_switch", "generate_multi_clip_switch", "thinking_type"})
+LIP_SYNC_MODEL: Final = "pixverse/lip-sync"
+# Each model's fields (as its OpenAPI document lists them), the inputs it requires, and its durations.
+MODELS: Final[dict[str, tuple[frozenset[str], tuple[str, ...], tuple[int, ...]]]] = {
+    "pixverse/v5/text-to-video": (_VIDEO_FIELDS | {"aspect_ratio"} | _LIP_SYNC_TTS, (), (5, 8)),
+    "pixverse/v5/image-to-video": (_VIDEO_FIELDS | {"image_url"} | _LIP_SYNC_TTS, ("image_url",), (5, 8)),
+    "pixverse/v5/transition": (
+        _VIDEO_FIELDS | {"image_url", "tail_image_url"} | _LIP_SYNC_TTS,
+        ("image_url", "tail_image_url"),
+        (5, 8),
+    ),
+    "pixverse/v5.5/text-to-video": (_VIDEO_FIELDS | {"aspect_ratio"} | _V55_SWITCHES, (), (5, 8, 10)),
+    "pixverse/v5.5/image-to-video": (_VIDEO_FIELDS | {"image_url"} | _V55_SWITCHES, ("image_url",), (5, 8, 10)),
+    LIP_SYNC_MODEL: (frozenset({"model", "video_url", "audio_url"}) | _LIP_SYNC_TTS, ("video_url",), ()),
+}
+# What a second of video costs by resolution (a 5 s 720p clip: $0.42, the usage figure the real API reported for
+# one, upstream.md); a lip-sync costs one flat price. The price list serves these unless `SandboxConfig.prices`.
+PRICE_PER_SECOND: Final[dict[str, float]] = {"360p": 0.028, "540p": 0.056, "720p": 0.084, "1080p": 0.112}
+LIP_SYNC_PRICE: Final = 0.30
+CREDITS_PER_USD: Final = 2_000_000
+_CLIENT_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 RESPONSE_FAULTS: Final = frozenset(
     {
@@ -142,7 +174,7 @@ _MAINTENANCE_PAGE: Final = (
 _RAW_RECEIVE: Final = "pixverse_sandbox.raw_receive"
 _RANGE: Final = re.compile(r"bytes=(\d*)-(\d*)")
 _EARLIER_RUN_ID: Final = re.compile(
-    rf"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}:{re.escape(MODEL)}"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:pixverse/[a-z0-9./-]+"
 )
 
 
@@ -170,6 +202,15 @@ class SandboxConfig:
     # `pixverse-mcp --sandbox` keeps a journal across runs, but each run starts a new sandbox: an id of the shape it
     # gives that it does not know is then one of an earlier run, long finished (tests keep the real API's 404).
     remember_earlier_runs: bool = False
+    # The request log's rows come through an analytics pipeline in the real API: they appear this late.
+    logs_delay_seconds: float = 2.0
+    # What the account holds before any video (charged as videos complete).
+    balance_usd: float = 100.0
+    # Prices the price list publishes, per model: resolution -> US dollars per second (None: `PRICE_PER_SECOND`).
+    prices: dict[str, dict[str, float]] | None = None
+    # Whether create answers carry their cost (`meta.usage` and the cost headers); False emulates an answer whose
+    # cost cannot be read.
+    report_costs: bool = True
 
 
 @dataclass
@@ -206,6 +247,7 @@ class _Record:
     generating_seconds: float
     final_served_at: float | None = None
     """When a status request first got the final answer (time.monotonic): how late the client noticed."""
+    cost_usd: float = 0.0
 
     @property
     def ready_at(self) -> float:
@@ -223,6 +265,9 @@ class SandboxState:
     status_requests: int = 0
     rejected: int = 0
     faults_used: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+    """Every request that reached the API (as `GET /v2/logs` shows it once `logs_delay_seconds` passed), with the
+    moment it was made (`at`, time.time())."""
     _queue: list[_QueuedFault] = field(default_factory=list, repr=False)
     # Tests queue faults from their own thread while the server's thread uses them.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -237,11 +282,36 @@ class SandboxState:
         }
 
     def reset(self) -> None:
-        """Forget every generation and queued fault, and zero the counters."""
+        """Forget every generation, log row and queued fault, and zero the counters."""
         with self._lock:
             self.generations.clear()
             self._queue.clear()
+            self.log.clear()
             self.creates = self.status_requests = self.rejected = self.faults_used = 0
+
+    def charged_usd(self) -> float:
+        """What the account was charged: every generation that completed (failed ones are never charged)."""
+        now = time.monotonic()
+        return sum(
+            record.cost_usd
+            for record in self.generations.values()
+            if now >= record.ready_at and record.outcome not in ("fail", "fail_string", "never_completes")
+        )
+
+    def record(self, request: Request, *, status: str, model: str | None, cost_usd: float, inference_id: str) -> None:
+        """A row of the request log."""
+        client_id = request.headers.get("x-client-request-id", "")
+        self.log.append(
+            {
+                "at": time.time(),
+                "status": status,
+                "model": model or "",
+                "cost": {"usd": round(cost_usd, 6), "credits": round(cost_usd * CREDITS_PER_USD)},
+                "request_id": str(uuid.uuid4()),
+                "inference_id": inference_id,
+                "client_request_id": client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else None,
+            }
+        )
 
     def inject(self, fault: str, *, method: str | None = None, count: int = 1, seconds: float | None = None) -> None:
         """Queue `fault` for the next `count` requests with `method` (None: either) on a generation path.
@@ -301,8 +371,10 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             state.rejected += 1
             return _api_error(request, 401, _BAD_KEY_MESSAGE)
         if request.method == "POST":
-            return await _create(request, state, injected)
-        return await _status(request, state, injected)
+            answer = await _create(request, state, injected)
+        else:
+            answer = await _status(request, state, injected)
+        return _with_tracing(request, answer)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(state.stats())
@@ -324,8 +396,25 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     async def video(request: Request) -> Response:
         return _video_response(request, stand_in_video())
 
+    async def logs(request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {state.config.api_key}":
+            return _api_error(request, 401, _BAD_KEY_MESSAGE)
+        return _logs(request, state)
+
+    async def billing(request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {state.config.api_key}":
+            return _api_error(request, 401, _BAD_KEY_MESSAGE)
+        balance = round(state.config.balance_usd - state.charged_usd(), 6)
+        return JSONResponse({"current_balance": balance, "currency": "USD"})
+
+    async def models(request: Request) -> Response:
+        return _price_list(request, state.config)
+
     routes = [Route(path, generation, methods=["GET", "POST"]) for path in PATHS]
     routes += [
+        Route("/v2/logs", logs, methods=["GET"]),
+        Route("/v2/billing", billing, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
@@ -356,31 +445,120 @@ async def _create(request: Request, state: SandboxState, injected: _QueuedFault 
     try:
         body = await request.json()
     except ValueError:
-        return _bad_request(state, ["body must be JSON"])
-    problems = _validate(body)
+        return _bad_request(state, ["body must be JSON"], request)
+    problems = _validate(body, str(request.base_url).rstrip("/"))
     if problems:
-        return _bad_request(state, problems)
+        return _bad_request(state, problems, request)
     try:
-        outcome, create_fault, status_faults = _directives(body["prompt"])
+        outcome, create_fault, status_faults = _directives(body.get("prompt", ""))
     except ValueError as problem:
-        return _bad_request(state, [str(problem)])
+        return _bad_request(state, [str(problem)], request)
     if injected is not None and injected.fault in OUTCOME_FAULTS:
         outcome = injected.fault
     if injected is not None and injected.fault in CREATE_FAULTS:
         create_fault = injected.fault
-    generation_id = f"{uuid.uuid4()}:{MODEL}"
+    model = body["model"]
+    generation_id = f"{uuid.uuid4()}:{model}"
     config = state.config
     queued, generating = config.timings(body) if config.timings else (config.queued_seconds, config.generating_seconds)
+    cost = _cost(body, config)
     state.generations[generation_id] = _Record(
-        generation_id, body, time.monotonic(), outcome, status_faults, queued, generating
+        generation_id, body, time.monotonic(), outcome, status_faults, queued, generating, cost_usd=cost
     )
+    state.record(request, status="succeeded", model=model, cost_usd=cost, inference_id=generation_id)
     if create_fault == "accepted_reset":
         return await _drop_connection(request)
     if create_fault == "accepted_500":
         return _api_error(request, 500, "Internal server error")
-    size_factor = (1 + _RESOLUTIONS.index(body.get("resolution", "720p"))) * body.get("duration", 5) / 15
-    usage = {"tokens_used": round(_TOKENS_PER_CLIP * size_factor)}
-    return JSONResponse({"id": generation_id, "status": "queued", "meta": {"usage": usage}}, status_code=201)
+    answer: dict[str, Any] = {"id": generation_id, "status": "queued"}
+    headers = {"x-inference-id": generation_id}
+    if config.report_costs:
+        answer["meta"] = {"usage": {"tokens_used": round(cost * CREDITS_PER_USD)}}
+        headers |= {"x-aimlapi-usd-spent": f"{cost:.9f}", "x-aimlapi-credits-used": str(round(cost * CREDITS_PER_USD))}
+    return JSONResponse(answer, status_code=201, headers=headers)
+
+
+def _cost(body: dict[str, Any], config: SandboxConfig) -> float:
+    """What a create costs: the listed price per second times the duration (lip-sync: one flat price)."""
+    if body["model"] == LIP_SYNC_MODEL:
+        return LIP_SYNC_PRICE
+    prices = (config.prices or {}).get(body["model"], PRICE_PER_SECOND)
+    per_second = prices.get(body.get("resolution", "720p"), PRICE_PER_SECOND["720p"])
+    return float(per_second * body.get("duration", 5))
+
+
+def _with_tracing(request: Request, answer: Response) -> Response:
+    """Echo a valid `X-Client-Request-Id` (an invalid one is dropped silently, as the real API does)."""
+    client_id = request.headers.get("x-client-request-id", "")
+    if _CLIENT_REQUEST_ID.fullmatch(client_id):
+        answer.headers["x-client-request-id"] = client_id
+    return answer
+
+
+def _logs(request: Request, state: SandboxState) -> Response:
+    """`GET /v2/logs`: the rows older than `logs_delay_seconds` in the window, newest first, a page at a time."""
+    query = request.query_params
+    if ("period" in query) == ("start" in query or "end" in query):
+        return JSONResponse({"statusCode": 400, "message": "give either period or start and end"}, status_code=400)
+    try:
+        if "period" in query:
+            hours = float(query["period"].removesuffix("h").removesuffix("d")) * (
+                24 if query["period"].endswith("d") else 1
+            )
+            start, end = time.time() - hours * 3600, time.time()
+        else:
+            start = datetime.fromisoformat(query["start"].replace("Z", "+00:00")).timestamp()
+            end = datetime.fromisoformat(query["end"].replace("Z", "+00:00")).timestamp()
+        limit, offset = int(query.get("limit", "50")), int(query.get("offset", "0"))
+    except (KeyError, ValueError):
+        return JSONResponse({"statusCode": 400, "message": "a malformed window or page"}, status_code=400)
+    if not 1 <= limit <= 100 or offset < 0:
+        return JSONResponse({"statusCode": 400, "message": "limit must be 1-100"}, status_code=400)
+    visible_until = time.time() - state.config.logs_delay_seconds
+    rows = [row for row in reversed(state.log) if start <= row["at"] <= end and row["at"] <= visible_until]
+    page = rows[offset : offset + limit]
+    data = [
+        {
+            **{name: value for name, value in row.items() if name != "at"},
+            "created": datetime.fromtimestamp(row["at"], UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "origin": "api",
+            "tokens": {"input": 0, "output": 0, "total": 0},
+        }
+        for row in page
+    ]
+    pagination = {"limit": limit, "offset": offset, "total": len(rows), "has_more": offset + limit < len(rows)}
+    return JSONResponse({"data": data, "pagination": pagination})
+
+
+def _price_list(request: Request, config: SandboxConfig) -> Response:
+    """`GET /v1/models?id=...&include=pricing` for the PixVerse models, with an ETag (304 when it matches)."""
+    wanted = request.query_params.get("id")
+    entries = []
+    for model in MODELS:
+        if wanted is not None and wanted != model:
+            continue
+        if model == LIP_SYNC_MODEL:
+            pricing: dict[str, Any] = {
+                "kind": "fixed",
+                "currency": "USD",
+                "units": [{"name": "video", "price": LIP_SYNC_PRICE, "per": 1}],
+            }
+        else:
+            prices = (config.prices or {}).get(model, PRICE_PER_SECOND)
+            variants = [
+                {"when": {"resolution": resolution}, "price": price, "unit": "second", "per": 1}
+                for resolution, price in prices.items()
+            ]
+            pricing = {"kind": "variants", "currency": "USD", "dimensions": ["resolution"], "variants": variants}
+        entry: dict[str, Any] = {"id": model, "type": "internal/video-generations/submit", "aliases": [], "tags": []}
+        if "pricing" in request.query_params.get("include", ""):
+            entry["pricing"] = pricing
+        entries.append(entry)
+    body = json.dumps({"object": "list", "data": entries}).encode()
+    etag = f'W/"{hashlib.sha256(body).hexdigest()[:16]}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
 def _directives(prompt: str) -> tuple[str | None, str | None, list[_QueuedFault]]:
@@ -416,6 +594,7 @@ async def _status(request: Request, state: SandboxState, injected: _QueuedFault 
         record = _Record(generation_id, {}, 0.0, None, [], 0.0, 0.0)
     if record is None:
         return JSONResponse({"statusCode": 404, "message": "Generation not found"}, status_code=404)
+    state.record(request, status="succeeded", model=record.body.get("model"), cost_usd=0.0, inference_id=record.id)
     own_fault = _take(record.status_faults, "GET")
     if own_fault is not None:
         answer = await _response_fault(request, state.config, own_fault)
@@ -569,29 +748,50 @@ def _video_response(request: Request, data: bytes) -> Response:
     return Response(data[start : end + 1], status_code=206, media_type="video/mp4", headers=headers)
 
 
-def _bad_request(state: SandboxState, problems: list[str]) -> Response:
+def _bad_request(state: SandboxState, problems: list[str], request: Request | None = None) -> Response:
     state.rejected += 1
+    if request is not None:  # a refused create reached the API: logged as failed, never charged
+        state.record(request, status="failed", model=None, cost_usd=0.0, inference_id=str(uuid.uuid4()))
     return JSONResponse({"statusCode": 400, "message": problems, "error": "Bad Request"}, status_code=400)
 
 
-def _validate(body: Any) -> list[str]:
-    """The checks the real API makes, phrased the way it phrases them."""
+def _validate(body: Any, own_origin: str) -> list[str]:
+    """The checks the real API makes, phrased the way it phrases them, strictly per model: a field the model does
+    not take is refused (`property ... should not exist`)."""
     if not isinstance(body, dict):
         return ["body must be a JSON object"]
+    model = body.get("model")
+    if model not in MODELS:
+        return [f"model must be one of the following values: {', '.join(MODELS)}"]
+    fields, required, durations = MODELS[model]
     problems: list[str] = []
-    if body.get("model") != MODEL:
-        problems.append(f"model must be {MODEL}")
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        problems.append(f"property {unknown[0]} should not exist")
+    for name in required:
+        if name not in body:
+            problems.append(f"{name} should not be empty")
+    if model != LIP_SYNC_MODEL:
+        problems += _video_problems(body, durations)
+    problems += _input_problems(body, own_origin)
+    problems += _speech_problems(body, lip_sync=model == LIP_SYNC_MODEL)
+    return problems
+
+
+def _video_problems(body: dict[str, Any], durations: tuple[int, ...]) -> list[str]:
+    problems: list[str] = []
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         problems.append("prompt should not be empty")
     elif len(prompt) > _MAX_PROMPT:
         problems.append(f"prompt must be shorter than or equal to {_MAX_PROMPT} characters")
-    for name, allowed in (("aspect_ratio", _ASPECT_RATIOS), ("resolution", _RESOLUTIONS), ("style", _STYLES)):
+    choices = (("aspect_ratio", _ASPECT_RATIOS), ("resolution", _RESOLUTIONS), ("style", _STYLES))
+    for name, allowed in (*choices, ("thinking_type", _THINKING)):
         if name in body and body[name] not in allowed:
             problems.append(f"{name} must be one of the following values: {', '.join(allowed)}")
     duration = body.get("duration", 5)
-    if type(duration) is not int or duration not in _DURATIONS:
-        problems.append("duration must be one of the following values: 5, 8")
+    if type(duration) is not int or duration not in durations:
+        problems.append(f"duration must be one of the following values: {', '.join(map(str, durations))}")
     elif duration == 8 and body.get("resolution") == "1080p":
         problems.append("1080p does not support 8 second videos")
     seed = body.get("seed")
@@ -600,18 +800,43 @@ def _validate(body: Any) -> list[str]:
     negative = body.get("negative_prompt")
     if negative is not None and not isinstance(negative, str):
         problems.append("negative_prompt must be a string")
-    unknown = set(body) - {
-        "model",
-        "prompt",
-        "aspect_ratio",
-        "resolution",
-        "duration",
-        "style",
-        "seed",
-        "negative_prompt",
-    }
-    if unknown:
-        problems.append(f"property {sorted(unknown)[0]} should not exist")
+    for switch in ("generate_audio_switch", "generate_multi_clip_switch"):
+        if switch in body and type(body[switch]) is not bool:
+            problems.append(f"{switch} must be a boolean value")
+    return problems
+
+
+def _input_problems(body: dict[str, Any], own_origin: str) -> list[str]:
+    """Inputs travel as https URLs or data URIs (there is no upload route); the sandbox also serves its own."""
+    problems: list[str] = []
+    kinds = {"image_url": "image", "tail_image_url": "image", "video_url": "video", "audio_url": "audio"}
+    for name, kind in kinds.items():
+        if name not in body:
+            continue
+        value = body[name]
+        if not isinstance(value, str):
+            problems.append(f"{name} must be a URL string")
+        elif value.startswith("data:"):
+            if not re.fullmatch(rf"data:{kind}/[\w.+-]+;base64,[A-Za-z0-9+/=\s]+", value):
+                problems.append(f"{name} must be a data URI of a {kind} in base64")
+        elif not (value.startswith("https://") or value.startswith(own_origin + "/")):
+            problems.append(f"{name} must be an https URL")
+    return problems
+
+
+def _speech_problems(body: dict[str, Any], *, lip_sync: bool) -> list[str]:
+    problems: list[str] = []
+    content, speaker = body.get("lip_sync_tts_content"), body.get("lip_sync_tts_speaker")
+    if content is not None and (not isinstance(content, str) or not content.strip()):
+        problems.append("lip_sync_tts_content should not be empty")
+    if speaker is not None and speaker not in _SPEAKERS:
+        problems.append(f"lip_sync_tts_speaker must be one of the following values: {', '.join(_SPEAKERS)}")
+    if speaker is not None and content is None:
+        problems.append("lip_sync_tts_speaker needs lip_sync_tts_content")
+    if lip_sync:
+        spoken = content is not None and speaker is not None
+        if ("audio_url" in body) == spoken:
+            problems.append("use either audio_url or lip_sync_tts_content with lip_sync_tts_speaker, not both")
     return problems
 
 

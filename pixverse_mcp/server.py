@@ -22,6 +22,7 @@ from pixverse_mcp import __version__
 from pixverse_mcp.app import App, open_app
 from pixverse_mcp.arguments import StrictArgumentsTool, bind_settings
 from pixverse_mcp.config import Settings
+from pixverse_mcp.confirm import ConfirmationTokens
 from pixverse_mcp.player import HideAppOnlyTools, player_extension, tool_meta
 from pixverse_mcp.results import journal_document
 from pixverse_mcp.storage import StorageError
@@ -29,14 +30,18 @@ from pixverse_mcp.tasks import TasksExtension
 from pixverse_mcp.tools import TOOLS, finish_generation
 
 INSTRUCTIONS = """\
-Generate short videos from text with PixVerse v5 (through the AI/ML API).
+Generate short videos with PixVerse v5 and v5.5 (through the AI/ML API): from text, from an image (its first
+frame), between two images (a transition), with sound (v5.5), and lip-synced speech.
 A video takes about 30-40 s (5 s clip at 720p) to about 75 s (1080p).
 - generate_video_blocking: the simplest way. Starts a video and waits ({budget} s at most by default). If the
   video is not ready by then it returns the generation_id with done=false: continue with
-  get_video_status(generation_id, wait_seconds={budget}) until done is true.
+  get_video_status(generation_id, wait_seconds={budget}) until done is true. image / last_frame take an https URL,
+  a data URI or a local file path.
 - create_video + get_video_status: start now, check later (for several videos at once, or to do other work).
+- lip_sync_video: make a character in a video (one made here, a URL or a file) speak words or a sound.
 - list_videos: every video this server started, newest first (to find a generation_id again).
 - preview_video: a contact sheet of keyframes of a finished video, to check it against the prompt.
+- account_status: the balance, today's spend and what the daily cap still allows.
 Never start the same video twice because a call ended early: every result carries the generation_id to resume with.
 """
 
@@ -47,7 +52,7 @@ def description_values(settings: Settings) -> dict[str, Any]:
     """What the published descriptions and bounds say about these settings (see `arguments.bind_settings`)."""
     return {
         "budget": f"{settings.wait_budget_seconds:g}",
-        "saving": f"yes, into {settings.output_dir}" if settings.output_dir else "no",
+        "saving": f"yes, into {settings.videos_dir}" if settings.save else "no",
         "max_wait_seconds": settings.max_wait_seconds,
     }
 
@@ -95,6 +100,8 @@ def build_server(settings: Settings, app: App | None = None) -> MCPServer[App]:
         middleware=[HideAppOnlyTools()],
         log_level=settings.log_level,
     )
+    # Outermost: it must see the sealed request state before the SDK unseals it (see `confirm.py`).
+    server.middleware.insert(0, ConfirmationTokens())
     server.resource(
         GENERATION_RESOURCE,
         name="generation",

@@ -16,14 +16,13 @@ the upstream generation cannot be cancelled, it stays in the journal, and `get_v
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -31,6 +30,7 @@ import anyio
 import anyio.abc
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
+from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
@@ -46,16 +46,19 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
 from pixverse_mcp.app import App
-from pixverse_mcp.client import printable
-from pixverse_mcp.models import Generation, GenerationStatus, VideoRequest
-from pixverse_mcp.results import progress_message, safe_result
+from pixverse_mcp.models import Generation, GenerationStatus
+from pixverse_mcp.results import safe_result
 from pixverse_mcp.service import Started, VideoService
 from pixverse_mcp.storage import StorageError, TaskRecord
+from pixverse_mcp.text import printable
+from pixverse_mcp.views import progress_message
 
 logger = logging.getLogger(__name__)
 
 EXTENSION_ID: Final = "io.modelcontextprotocol/tasks"
-TASK_TOOLS: Final = frozenset({"generate_video_blocking"})
+TASK_TOOLS: Final = frozenset({"generate_video_blocking", "lip_sync_video"})
+TASK_SLOT_KEY: Final = "io.github.pixverse-mcp/task-slot"
+"""Where the extension hands a tool call its `TaskSlot`, in the request context's `_meta` it passes down."""
 # How long a task's wait may run in the background: as long as the provider could plausibly take, and more.
 TASK_WAIT_SECONDS: Final = 3600.0
 # Clients are told to look no more often than this, whatever the polling schedule says.
@@ -76,33 +79,30 @@ class UpdateTaskParams(TaskIdParams):
 
 
 @dataclass
-class Handoff:
-    """Set for a tool call that may become a task: the tool leaves its started generation here instead of
-    waiting for it, and the extension turns it into a task."""
+class TaskSlot:
+    """Given to a tool call that may become a task (in the context the extension passes down): the tool leaves its
+    started generation here instead of waiting for it, and the extension turns it into a task."""
 
     started: Started | None = None
-    request: VideoRequest | None = None
-    arguments: dict[str, Any] | None = None
+    choices: dict[str, Any] = field(default_factory=dict)
+
+    def take(self, started: Started, **choices: Any) -> None:
+        """The generation this call made (or re-attached to), and the call's own choices (save, preview)."""
+        self.started, self.choices = started, choices
 
 
-_handoff: contextvars.ContextVar[Handoff | None] = contextvars.ContextVar("pixverse_task_handoff", default=None)
-
-
-def hand_off(started: Started, request: VideoRequest, **arguments: Any) -> bool:
-    """From inside a tool: give a started generation to the extension to wait for as a task. False when this call
-    is not becoming a task (the tool then waits itself, as always)."""
-    handoff = _handoff.get()
-    if handoff is None:
-        return False
-    handoff.started, handoff.request, handoff.arguments = started, request, arguments
-    return True
+def task_slot(ctx: Context[Any, Any]) -> TaskSlot | None:
+    """The slot the extension gave this call, or None when it is not becoming a task (the tool then waits)."""
+    meta = ctx.request_context.meta
+    slot = meta.get(TASK_SLOT_KEY) if meta else None
+    return slot if isinstance(slot, TaskSlot) else None
 
 
 class Finish(Protocol):
     """How a task's generation is waited for and reported: exactly as the blocking tool does it."""
 
     def __call__(
-        self, app: App, started: Started, request: VideoRequest, *, timeout: float, save: bool | None, preview: bool
+        self, app: App, started: Started, *, timeout: float, save: bool | None, preview: bool
     ) -> Awaitable[CallToolResult]: ...
 
 
@@ -146,13 +146,12 @@ class TasksExtension(Extension):
     ) -> HandlerResult:
         if params.name not in TASK_TOOLS or not declares_tasks(ctx) or self._group is None:
             return await call_next(ctx)
-        handoff = Handoff()
-        token = _handoff.set(handoff)
-        try:
-            result = await call_next(ctx)  # confirmation round, create or re-attach: all before any task exists
-        finally:
-            _handoff.reset(token)
-        if handoff.started is None or handoff.request is None:
+        slot = TaskSlot()
+        # The confirmation round, the create or the re-attach all happen in the call, before any task exists.
+        # (RequestParamsMeta admits extra items; the slot is an object only this process hands itself.)
+        result = await call_next(replace(ctx, meta={**(ctx.meta or {}), TASK_SLOT_KEY: slot}))  # type: ignore[arg-type]
+        started = slot.started
+        if started is None:
             return result  # refused, declined, over the cap, or a question for the client: no task
         now = time.time()
         task = TaskRecord(
@@ -161,19 +160,16 @@ class TasksExtension(Extension):
             created_at=now,
             updated_at=now,
             ttl_seconds=self._ttl_seconds,
-            generation_id=handoff.started.generation.id,
-            arguments={"request": handoff.request.model_dump(exclude_none=True), **(handoff.arguments or {})},
+            generation_id=started.generation.id,
+            arguments={"request": started.request, **slot.choices},
         )
         try:
             await self._app.storage.save_task(task)  # durable before the handle leaves (the spec's MUST)
         except StorageError:
             logger.exception("could not store a task: waiting in the call instead")
-            arguments = handoff.arguments or {}
             timeout = self._app.settings.wait_budget_seconds
-            return await self._finish(
-                self._app, handoff.started, handoff.request, timeout=timeout, **_choices(arguments)
-            )
-        self._start(task, handoff.started)
+            return await self._finish(self._app, started, timeout=timeout, **_choices(slot.choices))
+        self._start(task, started)
         return {"resultType": "task", **self._wire(task)}
 
     def _start(self, task: TaskRecord, started: Started | None = None) -> None:
@@ -189,17 +185,18 @@ class TasksExtension(Extension):
         arguments = task.arguments or {}
         try:
             with scope:
-                request = VideoRequest.model_validate(arguments.get("request", {}))
                 if started is None:  # resumed (a restart, another replica): the generation is in the journal
                     entry = await app.storage.get(task.generation_id or "")
                     generation = entry.as_generation() if entry else _unknown(task)
-                    started = Started(generation, entry.created_at if entry else task.created_at)
+                    request = entry.request if entry else arguments.get("request")
+                    started = Started(generation, entry.created_at if entry else task.created_at, request)
                 left = max(1.0, task.created_at + TASK_WAIT_SECONDS - time.time())
-                result = safe_result(await self._finish(app, started, request, timeout=left, **_choices(arguments)))
+                result = safe_result(await self._finish(app, started, timeout=left, **_choices(arguments)))
                 if app.service is not None and app.service.draining:
                     return  # cut short by a shutdown: still working; the next process's first tasks/get resumes it
                 finished = replace(task, status="completed", updated_at=time.time(), result=_on_the_wire(result))
-                await app.storage.save_task(finished)
+                if not await app.storage.finish_task(finished):
+                    logger.info("task %s ended elsewhere (cancelled) before its wait did", task.task_id)
         except StorageError:
             logger.exception("task %s: could not record its result; the next tasks/get resumes it", task.task_id)
         except Exception:  # a background wait must never take the server down with it
@@ -210,7 +207,7 @@ class TasksExtension(Extension):
             )
             error = {"code": INTERNAL_ERROR, "message": message}
             with anyio.CancelScope(shield=True), contextlib.suppress(StorageError):
-                await app.storage.save_task(replace(task, status="failed", updated_at=time.time(), result=error))
+                await app.storage.finish_task(replace(task, status="failed", updated_at=time.time(), result=error))
         finally:
             self._running.pop(task.task_id, None)
 
@@ -232,7 +229,7 @@ class TasksExtension(Extension):
                 f"Stopped waiting. The generation cannot be cancelled upstream and goes on (it is in the journal): "
                 f"get_video_status(generation_id={task.generation_id!r}) reports the video when it is done."
             )
-            await self._save(replace(task, status="cancelled", updated_at=time.time(), status_message=message))
+            await self._end(replace(task, status="cancelled", updated_at=time.time(), status_message=message))
         return {"resultType": "complete"}
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> dict[str, Any]:
@@ -255,9 +252,9 @@ class TasksExtension(Extension):
             raise MCPError(code=INVALID_PARAMS, message="Failed to retrieve task: Task not found")
         return task
 
-    async def _save(self, task: TaskRecord) -> None:
+    async def _end(self, task: TaskRecord) -> None:
         try:
-            await self._app.storage.save_task(task)
+            await self._app.storage.finish_task(task)
         except StorageError as exc:
             raise MCPError(code=INVALID_PARAMS, message=f"Failed to update task: {exc}") from exc
 
@@ -269,7 +266,7 @@ class TasksExtension(Extension):
         except StorageError:
             entry = None
         status = entry.status if entry is not None else GenerationStatus.QUEUED
-        expectation = await service.expectation(entry.request if entry else None)
+        expectation = await service.expectations.of(entry.request if entry else None)
         next_look = service.client.polling_policy.next_delay(_age(task), expectation)
         interval = max(MIN_POLL_INTERVAL_MS, int(next_look * 1000))
         return progress_message(status, _age(task), expectation.typical), interval
@@ -313,11 +310,14 @@ def declares_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:
 
 
 def principal(ctx: ServerRequestContext[Any, Any]) -> str:
-    """Who is asking, as far as this server can tell: a digest of the HTTP credentials ("" on stdio)."""
+    """Who is asking, as far as this server can tell: a digest of the bearer token ("" on stdio). The scheme's
+    spelling does not count (`bearer` and `Bearer` are one credential, as the login accepts both)."""
     request = ctx.request
     headers = getattr(request, "headers", None)
     authorization = headers.get("authorization", "") if headers is not None else ""
-    return hashlib.sha256(authorization.encode()).hexdigest() if authorization else ""
+    scheme, _, token = authorization.strip().partition(" ")
+    credential = token.strip() if scheme.lower() == "bearer" else authorization.strip()
+    return hashlib.sha256(credential.encode()).hexdigest() if credential else ""
 
 
 def _on_the_wire(result: CallToolResult) -> dict[str, Any]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
 
+from pixverse_mcp.models import AnyRequest
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
+from pixverse_mcp.service import Finished, Outcome, VideoService, WaitEvent
 from tests import result_schemas
 from tests.postgres_server import RunningPostgres
 
@@ -25,6 +27,20 @@ FAST_POLL_SCALE = "0.04"
 def anyio_backend() -> str:
     """asyncio, for the whole session, so module-scoped async fixtures (one server per module) work."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def videos_stay_in_the_test_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Finished videos are saved by default into the user's videos folder: in tests, a temporary one."""
+    previous = os.environ.get("XDG_VIDEOS_DIR")
+    os.environ["XDG_VIDEOS_DIR"] = str(tmp_path_factory.mktemp("user-videos"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["XDG_VIDEOS_DIR"]
+        else:
+            os.environ["XDG_VIDEOS_DIR"] = previous
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,6 +75,7 @@ def server_env(sandbox: RunningSandbox | None, tmp_path: Path, **extra: str) -> 
         "PIXVERSE_MCP_POLL_TIME_SCALE": FAST_POLL_SCALE,
         "PIXVERSE_MCP_STATE_DIR": str(tmp_path / "state"),
         "PIXVERSE_MCP_LOG_LEVEL": "DEBUG",
+        "XDG_VIDEOS_DIR": str(tmp_path / "user-videos"),  # where videos go by default, as in a user's home
     }
     if sandbox is not None:
         env["AIMLAPI_API_KEY"] = SANDBOX_API_KEY
@@ -83,3 +100,18 @@ def postgres() -> Iterator[RunningPostgres]:
         yield server
     finally:
         server.stop()
+
+
+async def generate(service: VideoService, request: AnyRequest, *, timeout: float, force_new: bool = False) -> Outcome:
+    """What a blocking call does, through the service: prepare, start (or re-attach), wait, and the outcome."""
+    started = await service.start(await service.prepare(request), timeout=timeout, force_new=force_new)
+    return await outcome_of(service.wait(started, timeout=timeout))
+
+
+async def outcome_of(events: AsyncGenerator[WaitEvent, None]) -> Outcome:
+    """The outcome at the end of a wait's events."""
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, Finished):
+                return event.outcome
+    raise AssertionError("a wait always ends with its outcome")

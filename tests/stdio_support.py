@@ -212,13 +212,15 @@ class RawStdioServer:
         """Send a request and return its response."""
         return await self.response(await self.send_request(method, params))
 
-    async def initialize(self, protocol_version: str = "2025-11-25") -> dict[str, Any]:
-        """The handshake: `initialize`, then `notifications/initialized`."""
+    async def initialize(
+        self, protocol_version: str = "2025-11-25", capabilities: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The handshake: `initialize` (declaring `capabilities`), then `notifications/initialized`."""
         response = await self.request(
             "initialize",
             {
                 "protocolVersion": protocol_version,
-                "capabilities": {},
+                "capabilities": capabilities or {},
                 "clientInfo": {"name": "pixverse-mcp-raw-test", "version": "0"},
             },
         )

@@ -1,17 +1,19 @@
-"""Storage: everything that must outlive a call, behind one interface with two implementations.
+"""Storage: everything that must outlive a call, behind one interface with two backends.
 
-- `SqliteStorage` (the default): one file under the state directory, zero set-up, for one user (several stdio
-  servers of one user may share it: SQLite locks the file).
-- `PostgresStorage` (`PIXVERSE_MCP_DATABASE_URL=postgresql://...`, extra `aimlapi-pixverse-mcp[postgres]`): for a
-  team with several replicas behind a load balancer.
+- SQLite (the default): one file under the state directory, zero set-up, for one user (several stdio servers of
+  one user may share it: SQLite locks the file).
+- PostgreSQL (`PIXVERSE_MCP_DATABASE_URL=postgresql://...`, extra `aimlapi-pixverse-mcp[postgres]`): for a team
+  with several replicas behind a load balancer.
 
 What lives here: every generation id we ever received (request, status history, URL, file, cost); every create
-*before* it is sent (an intent: a process killed mid-request leaves a record, never an invisible charge); the lease
-that makes one replica poll each generation; and the protocol tasks. The operations that must be atomic across
-replicas (`claim_create`: re-attach, or a create in progress, or the spending cap, or a new intent) are one
-transaction each. Nothing outside this package touches SQL.
+*before* it is sent (an intent, with the request id it carries: a process killed mid-request leaves a record that
+settling resolves, never an invisible charge); the lease that makes one replica poll each generation (or settle one
+uncertain create); the protocol tasks; and small cached documents (the provider's price list). The operations that
+must be atomic across replicas (`claim_create`: a confirmation already used, re-attach, a create in progress, the
+spending cap, or a new intent) are one transaction each. The SQL is written once (`sql.py`); the two backends only
+run it. Nothing outside this package touches SQL.
 
-Every text written goes through `models.clean_text` first: a value the upstream sent can never make a write fail.
+Every text written goes through `text.clean_text` first: a value the upstream sent can never make a write fail.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ if TYPE_CHECKING:
 # A create that has been "sending" for longer than this has no live sender: its outcome is unknown.
 CREATE_GRACE_SECONDS = 120.0
 
+IntentState = Literal["sending", "settling", "created", "never_received", "unknown"]
+"""A create's life: `sending` (the request is out), then `created` (its id is journaled), or, when no answer came,
+`settling` (the provider's request logs are searched for it) until `created` (found) or `never_received` (absent
+after the settle window: nothing was charged). `unknown`: an intent of an older version, with no request id to look
+for; only the provider's usage page can tell."""
+
 
 class StorageError(PixVerseError):
     """The journal (or database) cannot be used; the message names it and says what to do."""
@@ -44,6 +52,8 @@ class JournalEntry:
     """Seconds since the epoch when we received the id (or first heard of it)."""
     updated_at: float
     request: dict[str, Any] | None
+    """The request as journaled: the create's body, with every image, video or sound described (where it came
+    from, its digest), never its bytes."""
     status: GenerationStatus
     raw_status: str | None
     video_url: str | None
@@ -52,12 +62,15 @@ class JournalEntry:
     local_path: str | None
     file_size: int | None
     cost_usd: float | None = None
-    """What the provider charged, in US dollars, when its answer said (see `models.usage_cost_usd`)."""
+    """What the provider charged, in US dollars; the estimate when its answer did not say (`cost_estimated`)."""
     completed_at: float | None = None
     """When we first saw it completed (epoch seconds): with `created_at`, how long it took."""
+    model: str | None = None
+    cost_estimated: bool = False
+    """True when `cost_usd` is our estimate: the create's answer carried no readable cost."""
 
     def as_generation(self) -> Generation:
-        """The last known state as a `Generation`."""
+        """The last known state as a `Generation` (with what it cost)."""
         return Generation(
             id=self.generation_id,
             status=self.status,
@@ -65,24 +78,41 @@ class JournalEntry:
             video_url=self.video_url,
             error=self.error,
             usage=self.usage,
+            cost_usd=self.cost_usd,
         )
 
 
 @dataclass(frozen=True)
 class PendingCreate:
-    """A create that was (or is being) sent and has no generation id: it may have been accepted and charged."""
+    """A create that was (or is being) sent and has no generation id yet, or settled as never received."""
 
     intent_id: str
     created_at: float
     request: dict[str, Any] | None
-    outcome_unknown: bool
-    """True once the sender gave up on the answer (or died): only the provider's usage page can tell."""
+    state: IntentState
+    key: str | None = None
     detail: str | None = None
+    client_request_id: str | None = None
+    """The `X-Client-Request-Id` it was sent with: how settling finds it in the provider's request logs."""
+    sender: str | None = None
+    """The process that sent it (host/pid/random, as `VideoService.instance`)."""
+    settle_until: float | None = None
+    """Settling gives up (never received) after this moment (epoch seconds)."""
+    estimate_usd: float | None = None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """True while it may have been accepted and charged without our knowing: counts against the cap."""
+        return self.state in ("settling", "unknown")
+
+    def stale(self, now: float) -> bool:
+        """Whether it is still marked as being sent long after any live sender would have had an answer."""
+        return self.state == "sending" and now - self.created_at > CREATE_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
 class Reattach:
-    """An identical generation is in flight: use it instead of paying again."""
+    """An identical generation is in flight (or this confirmation already made one): use it, do not pay again."""
 
     entry: JournalEntry
 
@@ -90,7 +120,7 @@ class Reattach:
 @dataclass(frozen=True)
 class CreateInProgress:
     """An identical create was sent (by this or another replica) and has no id yet: it is being sent right now
-    (wait for its id), or its outcome is unknown (it may have been charged: do not send another)."""
+    (wait for its id), or being settled (it may have been charged: do not send another)."""
 
     intent_id: str
 
@@ -105,9 +135,10 @@ class OverBudget:
 
 @dataclass(frozen=True)
 class Proceed:
-    """The caller owns this create: send it, then `complete_create` (or `abandon_create`)."""
+    """The caller owns this create: send it with `client_request_id`, then `complete_create` (or `abandon_create`)."""
 
     intent_id: str
+    client_request_id: str
     estimate_usd: float | None = None
 
 
@@ -119,9 +150,44 @@ class Budget:
     """The spending cap a claim must respect: today's spend (UTC) plus the estimate may not pass `cap_usd`."""
 
     cap_usd: float
-    default_estimate_usd: float
-    """The estimate for a size never created before (the usual price of a 5 s 720p clip)."""
+    estimate_usd: float
+    """What this create is expected to cost (`VideoService` works it out: last observed price, the catalogue, or
+    the documented default)."""
     day_start: float = field(default_factory=lambda: utc_midnight(time.time()))
+
+
+@dataclass(frozen=True)
+class CreateClaim:
+    """Everything a claim needs to know about one create it may record."""
+
+    request: dict[str, Any]
+    """The request as journaled (inputs described, never their bytes)."""
+    key: str
+    """The request key: equal for requests that would make the same video."""
+    sender: str
+    reattach_since: float | None = None
+    """Re-attach to (or join) an identical create made after this moment; None: never (force_new)."""
+    budget: Budget | None = None
+    confirmation: str | None = None
+    """The digest of the user's accepted confirmation, when one was asked: it pays for one create only."""
+    estimate_usd: float | None = None
+    """Recorded with the intent: what it counts against the cap until it has an answer."""
+
+
+@dataclass(frozen=True)
+class AnsweredCreate:
+    """A create the provider answered with an id: what the journal records of it (or the spool keeps for it)."""
+
+    intent_id: str
+    generation: Generation
+    request: dict[str, Any]
+    """As journaled (inputs described, never their bytes)."""
+    key: str
+    created_at: float
+    """When the answer came (`time.time()`): learnt ready times count from it."""
+    cost_usd: float | None
+    cost_estimated: bool = False
+    """True when `cost_usd` is our estimate (the answer carried no readable cost)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +209,15 @@ class TaskRecord:
     """What the task needs to resume its wait after a restart (the request, save/preview choices)."""
 
 
+@dataclass(frozen=True)
+class CachedDocument:
+    """A document fetched from the provider and kept (the price list), with the ETag to ask whether it changed."""
+
+    value: Any
+    etag: str | None
+    fetched_at: float
+
+
 class Storage(Protocol):
     """What the service, the tools and the terminal need from storage; see the module docstring."""
 
@@ -153,32 +228,31 @@ class Storage(Protocol):
         """Release the connection(s)."""
 
     # Creates: the intent is written before the request leaves the process.
-    async def claim_create(
-        self,
-        request: dict[str, Any],
-        key: str,
-        *,
-        reattach_since: float | None,
-        budget: Budget | None,
-    ) -> Claim:
-        """Atomically: re-attach to an identical in-flight generation (created after `reattach_since`), or join an
-        identical create without an id yet (in progress, or of unknown outcome, since `reattach_since`), or refuse
-        over `budget`, or record a new intent and proceed."""
+    async def claim_create(self, claim: CreateClaim) -> Claim:
+        """Atomically: the generation (or create in progress) this confirmation already paid for; or re-attach to
+        an identical in-flight generation, or join an identical create without an id yet (being sent or settled);
+        or refuse over the budget; or record a new intent and proceed."""
 
-    async def complete_create(
-        self, intent_id: str, generation: Generation, request: dict[str, Any], key: str, *, created_at: float
+    async def complete_create(self, answered: AnsweredCreate) -> None:
+        """Journal an answered create and retire its intent, in one transaction (also when the intent is gone: a
+        spooled id written once the database is back, or a database recreated empty)."""
+
+    async def abandon_create(
+        self, intent_id: str, *, outcome_unknown: bool, detail: str, settle_until: float | None = None
     ) -> None:
-        """The create answered with `generation` at `created_at` (`time.time()`): journal it and retire the intent,
-        in one transaction. The answer's time, not the journal's: learnt ready times count from it."""
+        """The create failed: forget the intent if nothing was accepted, else settle it (until `settle_until`)."""
 
-    async def abandon_create(self, intent_id: str, *, outcome_unknown: bool, detail: str) -> None:
-        """The create failed: forget the intent if nothing was accepted, else keep it as outcome unknown."""
+    async def settle_absent(self, intent_id: str, *, detail: str) -> None:
+        """Settling found no trace of it: the provider never received it (nothing charged, nothing to re-attach)."""
 
     async def pending_create(self, intent_id: str) -> PendingCreate | None:
-        """An intent that is still open (None once it became a generation or was forgotten)."""
+        """An intent that has no generation (None once it became one or was forgotten)."""
 
     async def created_by(self, intent_id: str) -> JournalEntry | None:
         """The generation an intent became, once it did."""
+
+    async def settling_creates(self, *, limit: int = 20) -> list[PendingCreate]:
+        """Creates still being sent or settled, oldest first (what a settler looks at)."""
 
     # Generations.
     async def record_status(self, generation: Generation, *, pending_until: float | None = None) -> None:
@@ -201,25 +275,32 @@ class Storage(Protocol):
         """The newest entries first, optionally only those with one status."""
 
     async def pending_creates(self, *, limit: int = 20) -> list[PendingCreate]:
-        """Creates with no id (in progress, or outcome unknown), newest first."""
+        """Creates with no id (being sent, settling, or settled as never received), newest first."""
 
     # Money and time.
     async def spent_since(self, since: float) -> float:
-        """US dollars charged (or reserved by creates without an answer) since `since` (epoch seconds)."""
+        """US dollars charged since `since` (epoch seconds): generations not failed, plus creates that may have been
+        charged and have no answer yet (their estimate)."""
 
     async def daily_spend(self, *, days: int) -> list[tuple[str, float, int]]:
         """(UTC date, US dollars, videos) for the last `days` days that had any, newest first."""
 
+    async def last_cost(self, model: str, resolution: str, duration: int) -> float | None:
+        """The newest cost the provider reported for a video of this model and size (never an estimate)."""
+
     async def ready_times(self, *, limit: int) -> list[ReadyTime]:
         """How long each of the newest `limit` completed generations took to be ready, newest first."""
 
-    # One poller per generation across processes.
+    async def prune(self, *, before: float) -> int:
+        """Drop finished generations (and retired intents) created before `before`; never a row that is not final.
+        Returns how many generations went."""
+
+    # One poller per generation (and one settler per uncertain create) across processes.
     async def hold_lease(
         self, generation_id: str, holder: str, *, ttl_seconds: float, replacing: str | None = None
     ) -> str | None:
-        """Take or extend the polling lease on a generation: None when `holder` has it now, else who has it.
-
-        An expired lease is taken; so is one held by `replacing` (a holder the caller knows to be dead)."""
+        """Take or extend the lease on `generation_id` (a generation, or `settle:<intent>`): None when `holder` has
+        it now, else who has it. An expired lease is taken; so is one held by `replacing` (known to be dead)."""
 
     async def release_lease(self, generation_id: str, holder: str) -> None:
         """Give the lease up (the next waiter to look takes it)."""
@@ -231,11 +312,21 @@ class Storage(Protocol):
     async def save_task(self, task: TaskRecord) -> None:
         """Create or replace a task."""
 
+    async def finish_task(self, task: TaskRecord) -> bool:
+        """Record a task's end, unless it already ended (cancelled on another replica): False then."""
+
     async def get_task(self, task_id: str) -> TaskRecord | None:
         """A task, if it exists (expired ones may already be gone)."""
 
     async def delete_expired_tasks(self, now: float) -> int:
         """Drop tasks whose time to live has passed; returns how many."""
+
+    # Documents fetched from the provider.
+    async def cached(self, name: str) -> CachedDocument | None:
+        """A document kept under `name`, if any."""
+
+    async def cache(self, name: str, document: CachedDocument) -> None:
+        """Keep (or replace) a document under `name`."""
 
 
 def utc_midnight(moment: float) -> float:

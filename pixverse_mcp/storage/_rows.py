@@ -7,9 +7,10 @@ import json
 import logging
 from typing import Any
 
-from pixverse_mcp.models import GenerationStatus, clean_text
+from pixverse_mcp.models import GenerationStatus
 from pixverse_mcp.polling import ReadyTime
-from pixverse_mcp.storage import CREATE_GRACE_SECONDS, JournalEntry, PendingCreate, TaskRecord
+from pixverse_mcp.storage import IntentState, JournalEntry, PendingCreate, TaskRecord
+from pixverse_mcp.text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def text(value: str | None) -> str | None:
     return clean_text(value) if value is not None else None
 
 
-def dumps(value: dict[str, Any] | None) -> str | None:
+def dumps(value: Any) -> str | None:
     """A JSON column's value (ensure_ascii, the default, escapes what UTF-8 could not store)."""
     return json.dumps(value) if value is not None else None
 
@@ -51,6 +52,8 @@ def entry(row: Any) -> JournalEntry:
         file_size=row["file_size"] if isinstance(row["file_size"], int) else None,
         cost_usd=_optional_float(row["cost_usd"]),
         completed_at=_optional_float(row["completed_at"]),
+        model=_optional_str(row["model"]),
+        cost_estimated=bool(row["cost_estimated"]),
     )
 
 
@@ -64,14 +67,19 @@ def ready_time(row: Any) -> ReadyTime:
     )
 
 
-def pending(row: Any, now: float) -> PendingCreate:
+def pending(row: Any) -> PendingCreate:
     """A `create_intents` row (still without an id) as a pending create."""
     return PendingCreate(
         intent_id=str(row["id"]),
         created_at=float(row["created_at"]),
         request=_object(loads(row["request_json"])),
-        outcome_unknown=bool(row["outcome_unknown"]) or now - float(row["created_at"]) > CREATE_GRACE_SECONDS,
+        state=_state(row["state"]),
+        key=_optional_str(row["request_key"]),
         detail=_optional_str(row["detail"]),
+        client_request_id=_optional_str(row["client_request_id"]),
+        sender=_optional_str(row["sender"]),
+        settle_until=_optional_float(row["settle_until"]),
+        estimate_usd=_optional_float(row["estimate_usd"]),
     )
 
 
@@ -105,6 +113,13 @@ def task_values(record: TaskRecord) -> tuple[Any, ...]:
         dumps(record.result),
         dumps(record.arguments),
     )
+
+
+_STATES: tuple[IntentState, ...] = ("sending", "settling", "created", "never_received", "unknown")
+
+
+def _state(raw: object) -> IntentState:
+    return raw if raw in _STATES else "unknown"
 
 
 def _status(raw: object) -> GenerationStatus:

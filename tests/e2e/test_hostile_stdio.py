@@ -416,8 +416,8 @@ async def test_previewing_an_8k_video_is_refused_and_leaves_the_server_process_s
 
 
 def _videos_dir(tmp_path: Path) -> Path:
-    """Where the server keeps saved videos with no output folder set: state_dir/videos (server_env's state_dir)."""
-    folder = tmp_path / "state" / "videos"
+    """Where the server keeps saved videos with no output folder set: the user's videos folder (server_env's)."""
+    folder = tmp_path / "user-videos" / "pixverse"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

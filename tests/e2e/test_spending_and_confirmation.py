@@ -77,7 +77,7 @@ async def test_confirmation_over_stdio_creates_only_what_the_user_accepts(
     assert len(asked) == 1  # once, whatever the era: the question is the same on every round
     assert "540p" in asked[0].message
     assert "a lantern" in asked[0].message
-    assert "$0.42" in asked[0].message
+    assert "$0.28" in asked[0].message  # the price list's 540p: $0.056 a second, 5 s
     if action == "accept":
         assert not result.is_error, text_of(result)
         assert structured(result)["status"] == "completed"

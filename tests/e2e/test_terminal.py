@@ -1,8 +1,10 @@
-"""The terminal commands as a person runs them: `pixverse-mcp generate | status | list` as real subprocesses."""
+"""The terminal commands as a person runs them (`python -m pixverse_mcp generate | lip-sync | status | download |
+list | balance`) as real subprocesses: every promise they print is kept."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox
 from tests.conftest import server_env
 
 COMMAND = [sys.executable, "-m", "pixverse_mcp"]
+# How these tests run it, so how its hints and usage name it.
+INVOKED = f"{Path(sys.executable).name} -m pixverse_mcp"
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -78,7 +82,9 @@ def test_status_prints_a_completed_generation_and_exits_0(sandbox: RunningSandbo
     finished = run(server_env(sandbox, tmp_path), "status", generation_id, "--wait", "30")
 
     assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.strip().startswith(f"{sandbox.url}/_sandbox/videos/")
+    path_line, url_line = finished.stdout.strip().splitlines()
+    assert Path(path_line).parent == tmp_path / "user-videos" / "pixverse"  # kept by default: its URL expires
+    assert url_line.startswith(f"{sandbox.url}/_sandbox/videos/")
 
 
 def test_status_of_a_running_generation_exits_6_with_how_to_resume(sandbox: RunningSandbox, tmp_path: Path) -> None:
@@ -88,7 +94,7 @@ def test_status_of_a_running_generation_exits_6_with_how_to_resume(sandbox: Runn
 
     assert finished.returncode == 6
     assert finished.stdout.strip() == f"{generation_id} generating"
-    assert f"pixverse-mcp status '{generation_id}' --wait" in finished.stderr
+    assert f"{INVOKED} status '{generation_id}' --wait" in finished.stderr
 
 
 def test_status_of_an_unknown_id_exits_4(sandbox: RunningSandbox, tmp_path: Path) -> None:
@@ -106,7 +112,9 @@ def test_list_prints_the_journal_without_needing_a_key(sandbox: RunningSandbox, 
     finished = run(env, "list")
 
     assert finished.returncode == 0, finished.stderr
-    (line,) = finished.stdout.splitlines()  # not a terminal: one tab-separated line per generation
+    (line, spend) = finished.stdout.splitlines()  # not a terminal: a tab-separated line per generation, then spend
+    assert spend.startswith("# spent ")
+    assert "$0.42 (1 videos)" in spend
     created, status, generation_id, video, prompt = line.split("\t")
     assert (status, prompt) == ("completed", "a lighthouse at dusk")
     assert created.endswith("+00:00")
@@ -139,7 +147,7 @@ def test_ctrl_c_during_a_wait_prints_the_id_and_how_to_resume(sandbox: RunningSa
     (generation_id,) = sandbox.state.generations
     assert process.returncode == 130
     assert generation_id in stderr
-    assert f"pixverse-mcp status '{generation_id}' --wait" in stderr
+    assert f"{INVOKED} status '{generation_id}' --wait" in stderr
 
 
 def test_the_built_in_sandbox_needs_no_key(tmp_path: Path) -> None:
@@ -151,19 +159,22 @@ def test_the_built_in_sandbox_needs_no_key(tmp_path: Path) -> None:
     assert Path(finished.stdout.splitlines()[0]).is_file()
 
 
-@pytest.mark.parametrize("command", [["--help"], ["generate", "--help"], ["status", "--help"], ["list", "--help"]])
+@pytest.mark.parametrize(
+    "command",
+    [["--help"], *([name, "--help"] for name in ("generate", "lip-sync", "status", "download", "list", "balance"))],
+)
 def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
     finished = run(server_env(None, tmp_path), *command)
 
     assert finished.returncode == 0
-    assert "usage: pixverse-mcp" in finished.stdout
+    assert f"usage: {INVOKED}" in finished.stdout
 
 
 def test_version_prints_the_package_version(tmp_path: Path) -> None:
     finished = run(server_env(None, tmp_path), "--version")
 
     assert finished.returncode == 0
-    assert finished.stdout.strip() == f"pixverse-mcp {pixverse_mcp.__version__}"
+    assert finished.stdout.strip() == f"{INVOKED} {pixverse_mcp.__version__}"
 
 
 def test_generate_help_lists_every_allowed_value_and_default(tmp_path: Path) -> None:
@@ -172,7 +183,7 @@ def test_generate_help_lists_every_allowed_value_and_default(tmp_path: Path) -> 
     for value in ("16:9", "9:16", "360p", "1080p", "anime", "cyberpunk", "2147483647"):
         assert value in help_text
     assert 'default "720p"' in help_text
-    assert "Allowed: 5, 8; default 5" in help_text
+    assert "Allowed: 5, 8, 10; default 5" in help_text
 
 
 def test_sandbox_runs_keep_their_own_journal_apart_from_real_runs(sandbox: RunningSandbox, tmp_path: Path) -> None:
@@ -188,9 +199,126 @@ def test_sandbox_runs_keep_their_own_journal_apart_from_real_runs(sandbox: Runni
     assert "a pretend one" not in real
     assert "a pretend one" in pretend
     assert "a real one" not in pretend
-    [line] = pretend.splitlines()
+    [line] = [line for line in pretend.splitlines() if not line.startswith("#")]
     generation_id = line.split("\t")[2]
     # A later sandbox run still answers for it (its own sandbox is gone, the generation long finished).
     looked = run(no_key, "status", generation_id, "--sandbox")
     assert looked.returncode == 0, looked.stderr
     assert "/_sandbox/videos/" in looked.stdout
+
+
+# --- the promises the terminal prints, kept -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["a file", "beneath a file"])
+def test_an_unusable_out_folder_is_refused_before_anything_is_paid(
+    sandbox: RunningSandbox, tmp_path: Path, kind: str
+) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    out = a_file if kind == "a file" else a_file / "videos"
+
+    finished = run(server_env(sandbox, tmp_path), "generate", "a fox", "--out", str(out))
+
+    assert finished.returncode == 2
+    assert "Nothing was sent" in finished.stderr
+    assert sandbox.state.stats()["creates"] == 0
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan", "100000"])
+def test_a_timeout_the_tool_would_refuse_is_refused_before_anything_is_sent(
+    sandbox: RunningSandbox, tmp_path: Path, timeout: str
+) -> None:
+    finished = run(server_env(sandbox, tmp_path), "generate", "a fox", "--timeout", timeout)
+
+    assert finished.returncode == 2
+    assert "--timeout" in finished.stderr
+    assert sandbox.state.stats()["creates"] == 0
+
+
+def test_the_resume_hint_after_a_sandbox_run_works_as_printed(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "PIXVERSE_MCP_STATE_DIR": str(tmp_path / "state")}
+    started = run(env, "generate", "never done [sandbox:fault=never_completes]", "--sandbox", "--timeout", "2")
+    assert started.returncode == 6, started.stderr
+    [hint] = [line for line in started.stderr.splitlines() if "Resume with:" in line]
+    command = hint.split("Resume with: ", 1)[1]
+    assert command.startswith(INVOKED)
+    assert command.endswith("--sandbox")
+
+    resumed = run(env, *shlex.split(command.removeprefix(INVOKED))[:-3], "--wait", "1", "--sandbox")
+
+    assert resumed.returncode != 3, resumed.stderr  # not "No AI/ML API key": the hint kept --sandbox
+
+
+def test_a_wait_that_ran_out_is_finished_and_saved_by_status_with_out(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    env = server_env(sandbox, tmp_path)
+    sandbox.state.config.generating_seconds = 3
+    started = run(env, "generate", "a slow heron", "--timeout", "1", "--out", str(tmp_path / "first"))
+    assert started.returncode == 6, started.stderr
+    generation_id = started.stdout.split()[0]
+
+    finished = run(env, "status", generation_id, "--wait", "30", "--out", str(tmp_path / "later"))
+
+    assert finished.returncode == 0, finished.stderr
+    saved = Path(finished.stdout.splitlines()[0])
+    assert saved.parent == (tmp_path / "later").resolve()
+    assert saved.read_bytes()[4:8] == b"ftyp"
+
+
+def test_download_saves_a_finished_video_by_its_id(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    generation_id = create_directly(sandbox, "a heron to keep")
+    time.sleep(2)
+
+    finished = run(server_env(sandbox, tmp_path), "download", generation_id, "--out", str(tmp_path / "kept"))
+
+    assert finished.returncode == 0, finished.stderr
+    assert Path(finished.stdout.strip()).parent == (tmp_path / "kept").resolve()
+
+
+def test_the_cost_prints_in_dollars(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    finished = run(server_env(sandbox, tmp_path), "generate", "a priced fox")
+
+    assert finished.returncode == 0, finished.stderr
+    assert "Cost: $0.42" in finished.stderr
+    assert "tokens_used" not in finished.stderr + finished.stdout
+
+
+def test_list_shows_exactly_the_rows_asked_for(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    env = server_env(sandbox, tmp_path)
+    for index in range(4):
+        assert run(env, "generate", f"fox {index}", "--timeout", "30").returncode == 0
+    sandbox.state.inject("accepted_reset", method="POST")
+    run(env, "generate", "a lost answer", "--timeout", "1")  # an uncertain create: one more row
+
+    finished = run(env, "list", "--limit", "3")
+
+    rows = [line for line in finished.stdout.splitlines() if not line.startswith("#")]
+    assert len(rows) == 3
+
+
+def test_a_sandbox_run_says_where_it_saves_and_keeps_its_videos_apart(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PIXVERSE_MCP_STATE_DIR": str(tmp_path / "state"),
+        "PIXVERSE_MCP_OUTPUT_DIR": str(tmp_path / "real-videos"),
+    }
+
+    finished = run(env, "generate", "a pretend boat", "--sandbox")
+
+    assert finished.returncode == 0, finished.stderr
+    saved = Path(finished.stdout.splitlines()[0])
+    assert saved.parent == tmp_path / "state" / "sandbox" / "videos"
+    assert f"sandbox videos go to {saved.parent}" in finished.stderr
+    assert not (tmp_path / "real-videos").exists()
+
+
+def test_balance_prints_the_account_and_the_day(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_DAILY_BUDGET_USD="5")
+    assert run(env, "generate", "a paid fox").returncode == 0
+
+    finished = run(env, "balance")
+
+    assert finished.returncode == 0, finished.stderr
+    assert "balance: $99.58" in finished.stdout
+    assert "spent today (UTC): $0.42" in finished.stdout
+    assert "daily cap: $5.00 ($4.58 left)" in finished.stdout

@@ -343,7 +343,7 @@ def assert_is_our_mp4(path: Path, size: int, prompt: str) -> None:
             assert word.lower() not in path.name.lower(), f"the file name carries prompt text: {path.name}"
 
 
-async def test_save_to_disk_writes_the_video_into_the_state_folder(
+async def test_save_to_disk_writes_the_video_into_the_users_videos_folder(
     client: Client, shared_root: Path, shared_sandbox: RunningSandbox
 ) -> None:
     prompt = "lanterns floating over a quiet lake"
@@ -354,7 +354,7 @@ async def test_save_to_disk_writes_the_video_into_the_state_folder(
     assert data["status"] == "completed"
     assert data["save_error"] is None
     saved = Path(data["local_path"])
-    videos = shared_root / "state" / "videos"
+    videos = shared_root / "user-videos" / "pixverse"
     assert saved.parent == videos
     assert_is_our_mp4(saved, data["file_size_bytes"], prompt)
     assert_only_the_video_in(videos, saved)

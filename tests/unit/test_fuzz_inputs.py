@@ -49,6 +49,11 @@ VIDEO_FIELDS = frozenset(VideoRequest.model_fields)
 GENERIC_CRASH = re.compile(r"^Error executing tool \w+\s*$")
 # A prompt carrying a sandbox directive would make the sandbox misbehave on purpose: not what is fuzzed here.
 SANDBOX_DIRECTIVE = "[sandbox:"
+# Inputs (a first or a last frame) that can be sent: a URL, and an image inline. Any other string is read at run time
+# as a path (refused, naming the field, with nothing sent: tests/unit/test_family.py).
+SENDABLE_IMAGES = ("https://example.com/first.png", "data:image/png;base64,iVBORw0KGgoAAAAAAAAAAA==")
+# A string argument this long is not worth making longer still (a 90 MB data URI proves nothing more).
+LONGEST_MUTATED = 100_000
 
 
 def fuzz_settings(max_examples: int) -> settings:
@@ -203,6 +208,9 @@ def test_every_schema_valid_video_request_is_created_once_exactly_as_validated_o
 ) -> None:
     arguments = data.draw(arguments_from(harness.schemas["create_video"]), label="arguments")
     assume(SANDBOX_DIRECTIVE not in arguments["prompt"])
+    for name in ("image", "last_frame"):
+        if isinstance(arguments.get(name), str):
+            arguments[name] = data.draw(st.sampled_from(SENDABLE_IMAGES), label=name)
     try:
         expected: VideoRequest | None = VideoRequest(**arguments)
     except ValidationError:
@@ -217,7 +225,7 @@ def test_every_schema_valid_video_request_is_created_once_exactly_as_validated_o
     if expected is None:
         assert result.is_error, f"accepted what VideoRequest refuses: {arguments!r}"
         assert not GENERIC_CRASH.match(message)
-        assert "prompt" in message or "1080p" in message, message
+        assert any(word in message for word in [*arguments, "1080p"]), message  # it names what is wrong
         assert after == before
         return
     assert not result.is_error, f"refused a valid request {arguments!r}: {message}"
@@ -413,16 +421,18 @@ def test_strings_too_long_or_too_short_are_refused_naming_the_argument_without_e
     def wrong_length(subschema: dict[str, Any]) -> st.SearchStrategy[Any]:
         shortest, longest = length_limits(subschema)
         choices: list[st.SearchStrategy[Any]] = []
-        if longest is not None:
+        if longest is not None and longest <= LONGEST_MUTATED:
             choices.append(st.text(min_size=longest + 1, max_size=longest + 300))
             choices.append(st.integers(min_value=longest + 1, max_value=longest + 5000).map(lambda size: "x" * size))
         if shortest > 0:
             choices.append(st.text(max_size=shortest - 1))
         return st.one_of(choices)
 
-    tool, arguments, name = mutate_one_property(
-        harness, data, lambda sub: length_limits(sub) != (0, None), wrong_length
-    )
+    def mutable(subschema: dict[str, Any]) -> bool:
+        shortest, longest = length_limits(subschema)
+        return shortest > 0 or (longest is not None and longest <= LONGEST_MUTATED)
+
+    tool, arguments, name = mutate_one_property(harness, data, mutable, wrong_length)
 
     message = assert_refused_before_any_request(harness, tool, arguments, (f"`{name}`",))
     value = arguments[name]

@@ -219,6 +219,7 @@ def make_settings(up: HostileUpstream, tmp_path: Path, **overrides: Any) -> Sett
         "api_key": SecretStr(up.api_key),
         "base_url": up.url,
         "state_dir": tmp_path / "state",
+        "output_dir": tmp_path / "videos",
         "poll_time_scale": 0.02,
         "wait_budget_seconds": BUDGET_SECONDS,
         **overrides,
@@ -452,10 +453,10 @@ async def test_an_unreadable_201_says_it_may_have_been_accepted_and_is_never_res
         content = structured(result)
         assert result.is_error, text_of(result)
         assert ACCEPTED_WORDING.search(text_of(result) + content["next_step"]), text_of(result)
-        assert "check" in (text_of(result) + content["next_step"]).lower()
+        assert "re-attaches" in content["next_step"]
         assert up.creates == 1
         listing = await harness.listing()
-        assert [entry["state"] for entry in listing["uncertain_creates"]] == ["outcome_unknown"]
+        assert [entry["state"] for entry in listing["uncertain_creates"]] == ["settling"]
 
 
 async def test_a_100000_deep_201_says_it_may_have_been_accepted_and_is_never_resent(
@@ -468,7 +469,7 @@ async def test_a_100000_deep_201_says_it_may_have_been_accepted_and_is_never_res
         assert ACCEPTED_WORDING.search(text_of(result)), text_of(result)
         assert up.creates == 1
         listing = await harness.listing()
-        assert [entry["state"] for entry in listing["uncertain_creates"]] == ["outcome_unknown"]
+        assert [entry["state"] for entry in listing["uncertain_creates"]] == ["settling"]
 
 
 # 3. No create is ever invisible.
@@ -496,7 +497,7 @@ async def test_a_hanging_create_whose_call_is_cancelled_is_listed_as_uncertain(
                 uncertain = (await harness.listing())["uncertain_creates"]
                 await anyio.sleep(0.05)
         assert [entry["prompt"] for entry in uncertain] == [text]
-        assert uncertain[0]["state"] in {"outcome_unknown", "creating"}
+        assert uncertain[0]["state"] in {"settling", "creating"}
         assert up.creates == 1
 
 
@@ -508,7 +509,7 @@ async def test_a_create_that_times_out_is_listed_as_uncertain(up: HostileUpstrea
         assert result.is_error
         assert ACCEPTED_WORDING.search(text_of(result)), text_of(result)
         uncertain = (await harness.listing())["uncertain_creates"]
-        assert [(entry["prompt"], entry["state"]) for entry in uncertain] == [(text, "outcome_unknown")]
+        assert [(entry["prompt"], entry["state"]) for entry in uncertain] == [(text, "settling")]
         assert up.creates == 1
         # Asked again through the tool that re-attaches, it is not sent: the first may have been charged.
         again = await harness.call("generate_video_blocking", {"prompt": text})
@@ -562,7 +563,7 @@ async def test_a_slow_create_cannot_outlast_the_budget_and_stays_visible(
         assert up.creates == 1
         if structured(result)["generation_id"] is None:
             uncertain = (await harness.listing())["uncertain_creates"]
-            assert [entry["state"] for entry in uncertain] in (["outcome_unknown"], ["creating"])
+            assert [entry["state"] for entry in uncertain] in (["settling"], ["creating"])
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from pixverse_mcp.config import Settings
 from pixverse_mcp.models import VideoRequest
 from pixverse_mcp.polling import expected_generation_seconds
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox
+from tests.conftest import generate, outcome_of
 
 pytestmark = pytest.mark.anyio
 
@@ -44,18 +45,18 @@ async def test_a_fresh_process_expects_the_speed_another_process_has_seen(
     async with open_app(_settings(sandbox, tmp_path)) as first:
         service = first.require_service()
 
-        async def generate(index: int) -> None:
-            await service.generate(VideoRequest(prompt=f"slow day {index}"), timeout=30)
+        async def make(index: int) -> None:
+            await generate(service, VideoRequest(prompt=f"slow day {index}"), timeout=30)
 
         async with anyio.create_task_group() as group:
             for index in range(12):
-                group.start_soon(generate, index)
+                group.start_soon(make, index)
 
     table_720p = expected_generation_seconds("720p", 5) * TIME_SCALE
     table_1080p = expected_generation_seconds("1080p", 5) * TIME_SCALE
     async with open_app(_settings(sandbox, tmp_path)) as second:
-        learnt = await second.require_service().expectation({"resolution": "720p", "duration": 5})
-        borrowed = await second.require_service().expectation({"resolution": "1080p", "duration": 5})
+        learnt = await second.require_service().expectations.of({"resolution": "720p", "duration": 5})
+        borrowed = await second.require_service().expectations.of({"resolution": "1080p", "duration": 5})
 
     # Seen: about twice the table (the noticing lag adds a little); the table's own window would end at 1.3x.
     assert 1.8 * table_720p <= learnt.typical <= 2.4 * table_720p
@@ -71,25 +72,25 @@ async def test_the_schedule_counts_from_the_create_answer_the_journal_learns_fro
     # count from the answer (the origin of every learnt ready time), or every look lands that much later.
     async with open_app(_settings(sandbox, tmp_path)) as app:
         service = app.require_service()
-        request = VideoRequest(prompt="a wait that starts late")
-        started = await service.start(request)
+        prepared = await service.prepare(VideoRequest(prompt="a wait that starts late"))
+        started = await service.start(prepared)
         entry = await app.storage.get(started.generation.id)
         assert entry is not None
         assert entry.created_at == started.created_at
         assert started.fresh
-        again = await service.start(request, force_new=False)  # re-attached: its age comes from the journal
+        again = await service.start(prepared)  # re-attached: its age comes from the journal
         assert again.reattached
         assert not again.fresh
         assert again.created_at == started.created_at
 
         origins: list[float] = []
-        wait = service.client.wait
+        watch = service.client.watch
 
-        async def spy(generation_id: str, **options: Any) -> Any:
+        def spy(generation_id: str, **options: Any) -> Any:
             origins.append(options["elapsed_before"])
-            return await wait(generation_id, **options)
+            return watch(generation_id, **options)
 
-        service.client.wait = spy  # type: ignore[method-assign]
+        service.client.watch = spy  # type: ignore[method-assign]
         await anyio.sleep(0.2)
-        await service.wait_started(started, request, timeout=30)
+        await outcome_of(service.wait(started, timeout=30))
     assert origins[0] >= 0.2

@@ -24,7 +24,7 @@ from pixverse_mcp.models import (
 # The allowed values as upstream.md lists them, written out here so a wrong enum in the package cannot pass.
 UPSTREAM_ASPECT_RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16")
 UPSTREAM_RESOLUTIONS = ("360p", "540p", "720p", "1080p")
-UPSTREAM_DURATIONS = (5, 8)
+UPSTREAM_DURATIONS = (5, 8, 10)  # 10 on v5.5 only
 UPSTREAM_STYLES = ("anime", "3d_animation", "clay", "comic", "cyberpunk")
 
 GENERATION_ID = "1fe4344e-7b6a-4a5e-9d1c-0f2b3c4d5e6f:pixverse/v5/text-to-video"
@@ -49,7 +49,9 @@ PROVIDER_COMPLETED_SAMPLE: dict[str, Any] = {
 def test_request_defaults_match_the_provider_defaults() -> None:
     request = VideoRequest(prompt="a red fox running through snow")
 
-    assert request.aspect_ratio == "16:9"
+    assert request.aspect_ratio is None  # unset, so it can be refused with an image; text-to-video sends 16:9
+    assert request.to_body()["aspect_ratio"] == "16:9"
+    assert request.model == "pixverse/v5/text-to-video"
     assert request.resolution == "720p"
     assert request.duration == 5
     assert request.negative_prompt is None
@@ -95,7 +97,7 @@ def test_every_documented_style_is_accepted(style: str) -> None:
         ("resolution", "720P"),
         ("duration", 0),
         ("duration", 6),
-        ("duration", 10),
+        ("duration", 12),
         ("duration", "five"),
         ("style", "realistic"),
         ("style", "watercolor"),

@@ -16,7 +16,11 @@ import pytest
 
 from pixverse_mcp.models import Generation, GenerationStatus
 from pixverse_mcp.storage import (
+    AnsweredCreate,
     Budget,
+    CachedDocument,
+    Claim,
+    CreateClaim,
     CreateInProgress,
     OverBudget,
     Proceed,
@@ -53,10 +57,40 @@ def created(generation_id: str = "gen-1:pixverse/v5/text-to-video", **fields: ob
     return Generation.model_validate({"id": generation_id, "status": "queued", "usage": USAGE, **fields})
 
 
+async def claim(
+    storage: Storage,
+    key: str = KEY,
+    *,
+    since: float | None = None,
+    budget: Budget | None = None,
+    confirmation: str | None = None,
+    estimate: float = 0.42,
+) -> Claim:
+    return await storage.claim_create(
+        CreateClaim(
+            BODY,
+            key,
+            sender="host/1/test",
+            reattach_since=since,
+            budget=budget,
+            confirmation=confirmation,
+            estimate_usd=estimate,
+        )
+    )
+
+
+def answered(intent_id: str, generation: Generation, key: str = KEY, cost: float | None = 0.42) -> AnsweredCreate:
+    return AnsweredCreate(intent_id, generation, BODY, key, time.time(), cost)
+
+
 async def create(storage: Storage, generation: Generation, *, key: str = KEY, budget: Budget | None = None) -> None:
-    claim = await storage.claim_create(BODY, key, reattach_since=None, budget=budget)
-    assert isinstance(claim, Proceed)
-    await storage.complete_create(claim.intent_id, generation, BODY, key, created_at=time.time())
+    claimed = await claim(storage, key, budget=budget)
+    assert isinstance(claimed, Proceed)
+    await storage.complete_create(answered(claimed.intent_id, generation, key))
+
+
+def window() -> float:
+    return time.time() - 600
 
 
 async def test_a_completed_create_is_journaled_with_its_request_cost_and_size(storage: Storage) -> None:
@@ -73,40 +107,40 @@ async def test_a_completed_create_is_journaled_with_its_request_cost_and_size(st
 async def test_an_identical_request_in_flight_is_reattached_to(storage: Storage) -> None:
     await create(storage, created())
 
-    claim = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
+    claimed = await claim(storage, since=window())
 
-    assert isinstance(claim, Reattach)
-    assert claim.entry.generation_id == "gen-1:pixverse/v5/text-to-video"
+    assert isinstance(claimed, Reattach)
+    assert claimed.entry.generation_id == "gen-1:pixverse/v5/text-to-video"
 
 
 async def test_a_finished_generation_is_never_reattached_to(storage: Storage) -> None:
     await create(storage, created())
     await storage.record_status(created(status="completed", video_url="https://cdn.example/v.mp4"))
 
-    claim = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
+    claimed = await claim(storage, since=window())
 
-    assert isinstance(claim, Proceed)
+    assert isinstance(claimed, Proceed)
 
 
 async def test_an_identical_create_being_sent_is_joined_not_sent_again(storage: Storage) -> None:
-    first = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
-    second = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
+    first = await claim(storage, since=window())
+    second = await claim(storage, since=window())
 
     assert isinstance(first, Proceed)
     assert second == CreateInProgress(first.intent_id)
-    await storage.complete_create(first.intent_id, created(), BODY, KEY, created_at=time.time())
+    await storage.complete_create(answered(first.intent_id, created()))
     assert (await storage.created_by(first.intent_id)) is not None
 
 
 async def test_concurrent_identical_claims_make_exactly_one_proceed(storage: Storage) -> None:
     claims: list[object] = []
 
-    async def claim() -> None:
-        claims.append(await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None))
+    async def one() -> None:
+        claims.append(await claim(storage, since=window()))
 
     async with anyio.create_task_group() as group:
         for _ in range(8):
-            group.start_soon(claim)
+            group.start_soon(one)
 
     assert sum(isinstance(claim, Proceed) for claim in claims) == 1
     assert sum(isinstance(claim, CreateInProgress) for claim in claims) == 7
@@ -118,79 +152,158 @@ async def test_claims_racing_a_create_that_completes_never_send_it_twice(storage
     for round_number in range(30):
         key = f"{KEY}-race-{round_number}"
         outcomes: list[object] = []
-        first = await storage.claim_create(BODY, key, reattach_since=time.time() - 600, budget=None)
+        first = await claim(storage, key, since=window())
         assert isinstance(first, Proceed)
 
-        async def claim(key: str, outcomes: list[object]) -> None:
-            outcomes.append(await storage.claim_create(BODY, key, reattach_since=time.time() - 600, budget=None))
+        async def one(key: str, outcomes: list[object]) -> None:
+            outcomes.append(await claim(storage, key, since=window()))
 
         async with anyio.create_task_group() as group:
             for _ in range(4):
-                group.start_soon(claim, key, outcomes)
-            complete = partial(storage.complete_create, created_at=time.time())
-            group.start_soon(complete, first.intent_id, created(f"gen-{round_number}"), BODY, key)
+                group.start_soon(one, key, outcomes)
+            complete = partial(storage.complete_create, answered(first.intent_id, created(f"gen-{round_number}"), key))
+            group.start_soon(complete)
             for _ in range(4):
-                group.start_soon(claim, key, outcomes)
+                group.start_soon(one, key, outcomes)
 
         assert not [outcome for outcome in outcomes if isinstance(outcome, Proceed)], round_number
         assert all(isinstance(outcome, CreateInProgress | Reattach) for outcome in outcomes)
 
 
 async def test_an_identical_request_after_a_create_of_unknown_outcome_is_not_sent_again(storage: Storage) -> None:
-    sent = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
+    sent = await claim(storage, since=window())
     assert isinstance(sent, Proceed)
     await storage.abandon_create(sent.intent_id, outcome_unknown=True, detail="the connection was reset")
 
-    again = await storage.claim_create(BODY, KEY, reattach_since=time.time() - 600, budget=None)
-    forced = await storage.claim_create(BODY, KEY, reattach_since=None, budget=None)
-    later = await storage.claim_create(BODY, KEY, reattach_since=time.time() + 1, budget=None)
+    again = await claim(storage, since=window())
+    forced = await claim(storage)
+    later = await claim(storage, since=time.time() + 1)
 
-    assert again == CreateInProgress(sent.intent_id)  # joined: the service then says it may have been charged
+    assert again == CreateInProgress(sent.intent_id)  # joined: it is being settled, it may have been charged
     assert isinstance(forced, Proceed)  # force_new: the user asked for another
     assert isinstance(later, Proceed)  # outside the re-attach window it is a new request
 
 
-async def test_a_create_without_an_answer_stays_listed_as_outcome_unknown(storage: Storage) -> None:
-    claim = await storage.claim_create(BODY, KEY, reattach_since=None, budget=None)
-    assert isinstance(claim, Proceed)
+async def test_a_create_without_an_answer_is_listed_as_settling_until_settled(storage: Storage) -> None:
+    claimed = await claim(storage)
+    assert isinstance(claimed, Proceed)
 
-    await storage.abandon_create(claim.intent_id, outcome_unknown=True, detail="the connection was reset")
+    await storage.abandon_create(
+        claimed.intent_id, outcome_unknown=True, detail="the connection was reset", settle_until=time.time() + 600
+    )
 
     [pending] = await storage.pending_creates()
+    assert pending.state == "settling"
     assert pending.outcome_unknown is True
     assert pending.request == BODY
     assert pending.detail == "the connection was reset"
+    assert pending.client_request_id == claimed.client_request_id
+    assert [create.intent_id for create in await storage.settling_creates()] == [claimed.intent_id]
+
+
+async def test_a_create_settled_as_never_received_is_created_again_by_an_identical_call(storage: Storage) -> None:
+    sent = await claim(storage, since=window())
+    assert isinstance(sent, Proceed)
+    await storage.abandon_create(sent.intent_id, outcome_unknown=True, detail="reset", settle_until=time.time())
+
+    await storage.settle_absent(sent.intent_id, detail="not in the request log")
+
+    again = await claim(storage, since=window())
+    assert isinstance(again, Proceed)
+    [listed, _] = await storage.pending_creates()
+    assert {listed.state} <= {"never_received", "sending"}
+    assert await storage.settling_creates() == [await storage.pending_create(again.intent_id)]
+
+
+async def test_a_create_settled_as_received_is_reattached_to(storage: Storage) -> None:
+    sent = await claim(storage, since=window())
+    assert isinstance(sent, Proceed)
+    await storage.abandon_create(sent.intent_id, outcome_unknown=True, detail="reset", settle_until=time.time())
+
+    await storage.complete_create(answered(sent.intent_id, created(), cost=None))
+
+    again = await claim(storage, since=window())
+    assert isinstance(again, Reattach)
+    assert again.entry.cost_usd is None
+    assert await storage.pending_creates() == []
 
 
 async def test_a_refused_create_leaves_nothing_behind(storage: Storage) -> None:
-    claim = await storage.claim_create(BODY, KEY, reattach_since=None, budget=None)
-    assert isinstance(claim, Proceed)
+    claimed = await claim(storage)
+    assert isinstance(claimed, Proceed)
 
-    await storage.abandon_create(claim.intent_id, outcome_unknown=False, detail="HTTP 400")
+    await storage.abandon_create(claimed.intent_id, outcome_unknown=False, detail="HTTP 400")
 
     assert await storage.pending_creates() == []
-    assert await storage.pending_create(claim.intent_id) is None
+    assert await storage.pending_create(claimed.intent_id) is None
 
 
 async def test_the_spending_cap_refuses_the_create_that_would_pass_it(storage: Storage) -> None:
-    budget = Budget(cap_usd=1.0, default_estimate_usd=0.5, day_start=time.time() - 60)
+    budget = Budget(cap_usd=1.0, estimate_usd=0.42, day_start=time.time() - 60)
     await create(storage, created("gen-1"), budget=budget)
     await create(storage, created("gen-2"), budget=budget)
 
-    third = await storage.claim_create(BODY, KEY, reattach_since=None, budget=budget)
+    third = await claim(storage, budget=budget)
 
     assert isinstance(third, OverBudget)
     assert third.spent_usd == pytest.approx(0.84)
-    assert third.estimate_usd == pytest.approx(0.42)  # the last observed price of this size
+    assert third.estimate_usd == pytest.approx(0.42)
+
+
+async def test_a_failed_generation_costs_nothing_against_the_cap(storage: Storage) -> None:
+    budget = Budget(cap_usd=1.0, estimate_usd=0.42, day_start=time.time() - 60)
+    await create(storage, created("gen-1"), budget=budget)
+    await create(storage, created("gen-2"), budget=budget)
+    await storage.record_status(created("gen-1", status="failed"))
+
+    assert await storage.spent_since(time.time() - 60) == pytest.approx(0.42)
+    assert isinstance(await claim(storage, budget=budget), Proceed)
 
 
 async def test_creates_still_without_an_answer_count_against_the_cap(storage: Storage) -> None:
-    budget = Budget(cap_usd=1.0, default_estimate_usd=0.6, day_start=time.time() - 60)
-    first = await storage.claim_create(BODY, KEY, reattach_since=None, budget=budget)
-    second = await storage.claim_create(BODY, KEY, reattach_since=None, budget=budget)
+    budget = Budget(cap_usd=1.0, estimate_usd=0.6, day_start=time.time() - 60)
+    first = await claim(storage, budget=budget, estimate=0.6)
+    second = await claim(storage, budget=budget, estimate=0.6)
 
     assert isinstance(first, Proceed)
     assert isinstance(second, OverBudget)  # 0.6 reserved + 0.6 > 1.0
+
+
+async def test_one_confirmation_pays_for_one_create(storage: Storage) -> None:
+    first = await claim(storage, confirmation="answer-1")
+    assert isinstance(first, Proceed)
+    while_sending = await claim(storage, confirmation="answer-1")
+    await storage.complete_create(answered(first.intent_id, created()))
+    replayed = await claim(storage, confirmation="answer-1")
+    another_answer = await claim(storage, confirmation="answer-2")
+
+    assert while_sending == CreateInProgress(first.intent_id)
+    assert isinstance(replayed, Reattach)
+    assert replayed.entry.generation_id == "gen-1:pixverse/v5/text-to-video"
+    assert isinstance(another_answer, Proceed)
+
+
+async def test_an_answered_create_is_journaled_even_when_its_intent_is_gone(storage: Storage) -> None:
+    # The spool's case: the database came back without the intent (recreated empty, say).
+    await storage.complete_create(answered("an-intent-that-does-not-exist", created("gen-spooled")))
+
+    entry = await storage.get("gen-spooled")
+    assert entry is not None
+    assert entry.request == BODY
+    assert entry.model == "pixverse/v5/text-to-video"
+
+
+async def test_the_last_cost_is_a_reported_one_never_an_estimate(storage: Storage) -> None:
+    first = await claim(storage)
+    assert isinstance(first, Proceed)
+    await storage.complete_create(answered(first.intent_id, created("gen-1"), cost=0.50))
+    second = await claim(storage)
+    assert isinstance(second, Proceed)
+    estimated = AnsweredCreate(second.intent_id, created("gen-2"), BODY, KEY, time.time(), 0.99, cost_estimated=True)
+    await storage.complete_create(estimated)
+
+    assert await storage.last_cost("pixverse/v5/text-to-video", "720p", 5) == pytest.approx(0.50)
+    assert await storage.last_cost("pixverse/v5/text-to-video", "1080p", 5) is None
 
 
 async def test_status_changes_are_kept_in_order_with_the_first_completion_time(storage: Storage) -> None:
@@ -259,6 +372,39 @@ async def test_tasks_are_kept_until_their_time_to_live(storage: Storage) -> None
     assert await storage.get_task("task-1") == task
     assert await storage.delete_expired_tasks(now) == 1
     assert await storage.get_task("task-2") is None
+
+
+async def test_a_cancelled_task_stays_cancelled_when_its_wait_ends_elsewhere(storage: Storage) -> None:
+    now = time.time()
+    task = TaskRecord("task-1", "principal", now, now, ttl_seconds=60, generation_id="gen-1")
+    await storage.save_task(task)
+
+    assert await storage.finish_task(TaskRecord(**{**vars(task), "status": "cancelled"})) is True
+    assert await storage.finish_task(TaskRecord(**{**vars(task), "status": "completed", "result": {}})) is False
+
+    kept = await storage.get_task("task-1")
+    assert kept is not None
+    assert kept.status == "cancelled"
+
+
+async def test_a_provider_document_is_kept_with_its_etag(storage: Storage) -> None:
+    document = CachedDocument({"720p": [0.084, 1.0, True]}, 'W/"abc"', time.time())
+    await storage.cache("prices:pixverse/v5/text-to-video", document)
+
+    assert await storage.cached("prices:pixverse/v5/text-to-video") == document
+    assert await storage.cached("prices:another") is None
+
+
+async def test_retention_drops_old_finished_generations_only(storage: Storage) -> None:
+    await create(storage, created("gen-old-done"))
+    await create(storage, created("gen-old-running"))
+    await storage.record_status(created("gen-old-done", status="completed", video_url="https://cdn.example/v.mp4"))
+
+    removed = await storage.prune(before=time.time() + 60)
+
+    assert removed == 1
+    assert await storage.get("gen-old-done") is None
+    assert await storage.get("gen-old-running") is not None
 
 
 async def test_daily_spend_sums_charged_videos_per_utc_day(storage: Storage) -> None:
