@@ -72,8 +72,9 @@ async def main() -> None:
         translations = {}
         for tool in listed.tools:
             try:
-                declaration = _mcp_utils.mcp_to_gemini_tool(tool).function_declarations[0]  # type: ignore[index]
-                translations[tool.name] = declaration.parameters.model_dump(mode="json", exclude_none=True)  # type: ignore[union-attr]
+                (declaration,) = _mcp_utils.mcp_to_gemini_tool(tool).function_declarations or []
+                parameters = declaration.parameters
+                translations[tool.name] = parameters.model_dump(mode="json", exclude_none=True) if parameters else {}
             except Exception as exc:  # reported: the test names the tool and the error
                 translations[tool.name] = {"error": f"{type(exc).__name__}: {exc}"}
         response = await client.aio.models.generate_content(
