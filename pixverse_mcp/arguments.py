@@ -1,7 +1,8 @@
 """The tools' arguments as agents see them, and how invalid ones are explained.
 
-The types inline every allowed value and default into the published input schema. `StrictArgumentsTool` checks
-arguments before the tool body runs, so invalid input is refused with a plain message and never reaches the network.
+The types inline every allowed value and default into the published input schema, which `portable_schema` keeps
+within what every client translates. `StrictArgumentsTool` checks arguments before the tool body runs, so invalid
+input is refused with a plain message and never reaches the network.
 """
 
 # No `from __future__ import annotations`: the SDK evaluates these annotations at registration.
@@ -154,19 +155,83 @@ def _filled(annotation: Any, values: Mapping[str, Any]) -> Any:
     return Annotated[(base, *filled)]
 
 
+# Keywords whose value is a map of schemas, a list of schemas, or one schema (everything else is data or a number).
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+_SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not"})
+
+
+def portable_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` as every client we know can translate it: the one post-processing of published input schemas.
+
+    Agent frameworks turn an input schema into their model's function declaration, and Gemini's (google-genai's
+    `_mcp_utils.mcp_to_gemini_tool`, into `types.Schema`, an OpenAPI 3.0 subset) is the narrowest. Two things plain
+    JSON Schema allows break it, so, at every depth:
+
+    - A boolean `additionalProperties` is dropped: google-genai reads it as a schema and fails on every tool
+      (`'bool' object has no attribute 'items'`). Unknown arguments stay refused: `StrictArgumentsTool` refuses
+      them at run time, before anything is sent, naming the allowed ones; OpenAI's strict conversion adds
+      `additionalProperties: false` back by itself.
+    - An `enum` of numbers becomes an `anyOf` of one-value ranges under the same type (`{"type": "integer",
+      "anyOf": [{"type": "integer", "minimum": 5, "maximum": 5}, ...]}`): Gemini's `enum` holds strings only,
+      while `anyOf`, `minimum` and `maximum` are in its subset and in OpenAI's strict one, so every client still
+      sees exactly the allowed values. The type stays on the parent too, so clients that convert typed-in text by
+      the property's type (the MCP Inspector) still send a number. Stringified values (`["5", "8"]`) would be a
+      trap: the model would answer "5", which an integer argument refuses.
+
+    Anything else is kept as it is; `tests/unit/test_portable_schemas.py` checks every published schema against
+    the subset, so a new kind of parameter that needs another rule fails there, not in someone's agent.
+    """
+    portable: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "additionalProperties" and isinstance(value, bool):
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            value = {name: _portable(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            value = [_portable(sub) for sub in value]
+        elif key in _SCHEMA_VALUES:
+            value = _portable(value)
+        portable[key] = value
+    values = portable.get("enum")
+    if values and "anyOf" not in portable and all(_is_number(value) for value in values):
+        kind = portable.get("type") or ("integer" if all(isinstance(value, int) for value in values) else "number")
+        del portable["enum"]
+        portable["type"] = kind
+        portable["anyOf"] = [{"type": kind, "minimum": value, "maximum": value} for value in values]
+    return portable
+
+
+def _json_types(schema: dict[str, Any]) -> set[str]:
+    """The JSON types a published property allows (its own and its `anyOf` options')."""
+    found = {schema["type"]} if isinstance(schema.get("type"), str) else set()
+    for option in schema.get("anyOf", []):
+        found |= _json_types(option)
+    return found
+
+
+def _portable(schema: Any) -> Any:
+    return portable_schema(schema) if isinstance(schema, dict) else schema
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class StrictArgumentsTool(Tool):
     """A tool that refuses unknown arguments and explains invalid ones in plain words, naming the allowed values, and
     whose every result can be sent.
 
     The SDK would ignore a misspelt argument (a wrong-sized video the user pays for) and answers invalid ones with
-    pydantic's raw text; both checks run here, before the tool body, so nothing is ever sent for bad input. The
-    published schema says so too (`additionalProperties: false`). Non-string arguments are declared `strict`, so
-    `true` is not taken for 1, nor 0 for `false`. A crash in a tool becomes one plain sentence (the details go to
-    the log), and every result passes `safe_result` on its way out.
+    pydantic's raw text; both checks run here, before the tool body, so nothing is ever sent for bad input, whatever
+    the client made of the schema (published through `portable_schema`, which cannot say `additionalProperties:
+    false`). Non-string arguments are declared `strict`, so `true` is not taken for 1, nor 0 for `false`. A crash in
+    a tool becomes one plain sentence (the details go to the log), and every result passes `safe_result` on its way
+    out.
     """
 
     def model_post_init(self, context: Any, /) -> None:
-        self.parameters["additionalProperties"] = False
+        self.parameters = portable_schema(self.parameters)
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         refusal = self.refusal(arguments)
@@ -194,6 +259,11 @@ class StrictArgumentsTool(Tool):
         unknown = sorted(set(arguments) - set(properties))
         if unknown:
             return f"unknown argument(s) {', '.join(unknown)}. Allowed arguments: {', '.join(properties)}."
+        for name, value in arguments.items():
+            # The SDK reads a string that holds JSON ("null", "[1]") as that JSON: text is refused here first.
+            types = _json_types(properties[name])
+            if isinstance(value, str) and types and "string" not in types:
+                return f"`{name}`: should be {' or '.join(sorted(types))}, not text"
         try:
             validated = self.fn_metadata.validate_arguments(arguments)
             model: type[BaseModel] | None = getattr(self.fn, "request_model", None)

@@ -37,8 +37,9 @@ def describe_validation_error(exc: ValidationError, properties: dict[str, Any] |
 def allowed_values(schema: dict[str, Any]) -> str | None:
     """What the published schema allows for one argument, in words: its enum, range or length."""
     for option in (schema, *schema.get("anyOf", [])):
-        if "enum" in option:
-            values = ", ".join(json.dumps(value) for value in option["enum"])
+        listed = _listed_values(option)
+        if listed is not None:
+            values = ", ".join(json.dumps(value) for value in listed)
             default = schema.get("default")
             return f"{values}; default {json.dumps(default)}" if default is not None else values
         if "minimum" in option or "maximum" in option:
@@ -49,6 +50,20 @@ def allowed_values(schema: dict[str, Any]) -> str | None:
             return f"{kind} of at least {_number(low)}" if low is not None else f"{kind} of at most {_number(high)}"
         if "maxLength" in option:
             return f"{option.get('minLength', 0)} to {option['maxLength']} characters"
+    return None
+
+
+def _listed_values(option: dict[str, Any]) -> list[Any] | None:
+    """The values an option lists: its `enum`, or the one-value ranges a number enum is published as (see
+    `arguments.portable_schema`)."""
+    if "enum" in option:
+        values: list[Any] = option["enum"]
+        return values
+    ranges = option.get("anyOf", [])
+    if ranges and all(
+        isinstance(point, dict) and "minimum" in point and point.get("maximum") == point["minimum"] for point in ranges
+    ):
+        return [point["minimum"] for point in ranges]
     return None
 
 

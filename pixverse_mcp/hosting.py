@@ -5,6 +5,9 @@ Over HTTP the server spends its owner's credits for whoever can reach it, so:
 - the server refuses to listen beyond loopback without a token unless told `--allow-unauthenticated`;
 - Host and Origin are checked against an allow-list (loopback by default) against DNS rebinding (the SDK's
   transport security, which the MCP spec asks of HTTP servers);
+- a refused token gets a 401 that clients show in our words (see `BearerTokenMiddleware`), and the OAuth discovery
+  paths answer 404 with or without a token: there is no authorization server, and a 401 there would send clients
+  looking for one;
 - `GET /healthz` answers without a token and says nothing but "ok" and the version;
 - on SIGTERM, in-flight waits end at once with their generation id, and the process exits within seconds;
 - abuse is bounded before authentication: a connection must send its request headers within
@@ -12,7 +15,9 @@ Over HTTP the server spends its owner's credits for whoever can reach it, so:
   and are capped, the open-file limit is raised to what the system allows, and repeated log lines are rate-limited.
 
 The token check is a small ASGI middleware rather than the SDK's `token_verifier`: that hook is OAuth resource-server
-auth, which advertises an authorization server; a static shared token has none.
+auth, which advertises an authorization server; a static shared token has none. The server prints where it serves
+on stderr once it listens, and uvicorn's own lines (start, stop, its errors) are logged as
+`pixverse_mcp.hosting.uvicorn` rather than as `uvicorn.error`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import contextlib
 import hmac
 import json
 import logging
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -37,11 +44,29 @@ from pixverse_mcp import defaults
 from pixverse_mcp.app import open_app
 from pixverse_mcp.config import Settings
 from pixverse_mcp.server import build_server
+from pixverse_mcp.tasks import TaskNameHeaderCheck
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 OPEN_PATHS: Final = frozenset({"/healthz"})
+# Where OAuth clients look for an authorization server (RFC 9728, RFC 8414, OpenID Connect Discovery; each also with
+# the endpoint's path after it, and OpenID's also before it).
+OAUTH_DISCOVERY_PREFIXES: Final = (
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+)
+OPENID_SUFFIX: Final = "/.well-known/openid-configuration"
+# What a client shows for a refused token: the TypeScript SDK and the MCP Inspector print the body, the Python SDK
+# (so FastMCP and the frameworks built on it) the body's JSON-RPC error message. No double quote: it also goes in the
+# challenge's quoted-string.
+UNAUTHORIZED_MESSAGE: Final = (
+    "A valid bearer token is required: set the header 'Authorization: Bearer <token>' to the token this server was "
+    "started with (its PIXVERSE_MCP_AUTH_TOKEN)."
+)
+# A JSON-RPC error code from the implementation-defined band (-32000..-32019); the SDKs use -32000 and -32001 inside.
+UNAUTHORIZED_CODE: Final = -32010
 # uvicorn waits this long for open connections (SSE streams stay open) before closing them on shutdown.
 GRACEFUL_SHUTDOWN_SECONDS: Final = 3
 # A shared token shorter than this could be guessed: refused when anyone beyond this machine can reach the server.
@@ -77,7 +102,14 @@ class HttpOptions:
 
 
 class BearerTokenMiddleware:
-    """Refuse every HTTP request without `Authorization: Bearer <token>` (401 with `WWW-Authenticate`)."""
+    """Refuse every HTTP request without `Authorization: Bearer <token>` (401 with `WWW-Authenticate`).
+
+    The 401 carries our words where clients look for them: the body is a JSON-RPC error whose message says what to
+    set (the Python SDK, and so FastMCP, shows a JSON-RPC error body's message; the TypeScript SDK and the MCP
+    Inspector show the body), and for a wrong token the RFC 6750 challenge has `error="invalid_token"` and the same
+    words as `error_description`. A request with no token gets the bare challenge, as RFC 6750 3.1 asks. No
+    `resource_metadata`: there is no authorization server to point to.
+    """
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self._app = app
@@ -96,20 +128,36 @@ class BearerTokenMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         # RFC 6750 3.1: an error code only for a bearer token that is wrong, not for a missing one or another scheme.
-        challenge = 'Bearer realm="pixverse-mcp"' + (', error="invalid_token"' if is_bearer and presented else "")
-        body = json.dumps({"error": "unauthorized", "message": "A valid bearer token is required."}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", challenge.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        challenge = 'Bearer realm="pixverse-mcp"'
+        if is_bearer and presented:
+            challenge += f', error="invalid_token", error_description="{UNAUTHORIZED_MESSAGE}"'
+        error = {"code": UNAUTHORIZED_CODE, "message": UNAUTHORIZED_MESSAGE}
+        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+        await _respond(send, 401, body, [(b"www-authenticate", challenge.encode())])
+
+
+class NoOAuthDiscovery:
+    """Answer 404 on the OAuth discovery paths, token or not: this server has no authorization server, and a 401
+    there tells clients to start an OAuth flow that cannot exist instead of showing why they were refused."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(OAUTH_DISCOVERY_PREFIXES) or path.endswith(OPENID_SUFFIX):
+            await _respond(
+                send, 404, json.dumps({"error": "not_found", "message": "This server has no OAuth."}).encode()
+            )
+            return
+        await self._app(scope, receive, send)
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A whole JSON response, straight from a middleware."""
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -165,8 +213,11 @@ async def serve_http(settings: Settings, options: HttpOptions) -> None:
                 session_idle_timeout=SESSION_IDLE_SECONDS,
                 max_sessions=MAX_SESSIONS,
             )
+            asgi = TaskNameHeaderCheck(asgi)
         if settings.auth_token is not None:
             asgi = BearerTokenMiddleware(asgi, settings.auth_token.get_secret_value())
+        asgi = NoOAuthDiscovery(asgi)
+        logging.getLogger("uvicorn.error").addFilter(_UVICORN_AS_OURS)
         config = uvicorn.Config(
             asgi,
             host=options.host,
@@ -180,7 +231,9 @@ async def serve_http(settings: Settings, options: HttpOptions) -> None:
         )
         raise_open_file_limit()
         service = app.service
-        await _DrainingServer(config, on_exit=service.drain if service else None).serve()
+        label, path = ("SSE", "/sse") if options.transport == "sse" else ("Streamable HTTP", "/mcp")
+        http_server = _DrainingServer(config, on_exit=service.drain if service else None, announce=(label, path))
+        await http_server.serve()
 
 
 def raise_open_file_limit() -> None:
@@ -226,12 +279,36 @@ class _HeaderDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn, plus: on the first exit signal, end every in-flight wait (each returns its id) before closing."""
+class _UvicornAsOurs(logging.Filter):
+    """uvicorn logs its start, its stop and its errors as `uvicorn.error`, which reads like an error on every line:
+    they are this server's lines, so they carry its name."""
 
-    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None] | None) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = f"{__name__}.uvicorn"
+        return True
+
+
+_UVICORN_AS_OURS = _UvicornAsOurs()
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, plus: it says where it serves once it listens, and on the first exit signal it ends every in-flight
+    wait (each returns its id) before closing."""
+
+    def __init__(
+        self, config: uvicorn.Config, *, on_exit: Callable[[], None] | None, announce: tuple[str, str]
+    ) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers and self.servers[0].sockets:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            label, path = self._announce
+            print(f"pixverse-mcp: serving {label} at http://{shown}:{port}{path}", file=sys.stderr, flush=True)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Signal handlers run on the event loop's thread, between its steps: schedule the drain as a loop callback.

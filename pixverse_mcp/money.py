@@ -133,11 +133,11 @@ class Spending:
         self._balance = (now, balance)
         return balance
 
-    async def account(self) -> AccountStatus:
-        """The balance, today's spend against the cap, and the spend per day of the last week."""
+    async def account(self, *, days: int = SPEND_DAYS) -> AccountStatus:
+        """The balance, today's spend against the cap, and the spend per day of the last `days` days."""
         spent = await self.spent_today() or 0.0
         try:
-            by_day = await self.storage.daily_spend(days=SPEND_DAYS)
+            by_day = await self.storage.daily_spend(days=days)
         except StorageError:
             by_day = []
         left = None if self.cap_usd is None else max(0.0, self.cap_usd - spent)

@@ -52,7 +52,7 @@ def description_values(settings: Settings) -> dict[str, Any]:
     """What the published descriptions and bounds say about these settings (see `arguments.bind_settings`)."""
     return {
         "budget": f"{settings.wait_budget_seconds:g}",
-        "saving": f"yes, into {settings.videos_dir}" if settings.save else "no",
+        "saving": "yes, into the server's videos folder" if settings.save else "no",
         "max_wait_seconds": settings.max_wait_seconds,
     }
 

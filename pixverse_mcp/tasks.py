@@ -7,6 +7,10 @@ returned; the wait then runs in the background on the shared poller, and `tasks/
 (`statusMessage` is the progress line), then the very `CallToolResult` the blocking call would have returned.
 Every other client gets exactly the result it always got (the spec forbids a task handle to them).
 
+Over Streamable HTTP, `tasks/get`, `tasks/update` and `tasks/cancel` carry the task id as their `Mcp-Name` header
+(the extension's routing header, for load balancers): `TaskNameHeaderCheck` refuses one whose header says otherwise,
+as the SDK does for its own name-bearing methods.
+
 Durable and safe: tasks live in storage (they survive a restart, and any replica answers for them: the first
 `tasks/get` after a restart resumes the wait); ids are unguessable; over HTTP a task is visible only to the caller
 whose credentials created it; a finished task is kept for its time to live. `tasks/cancel` stops our waiting only:
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -32,8 +37,10 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, MCP_METHOD_HEADER, MCP_NAME_HEADER, decode_header_value
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
+    HEADER_MISMATCH,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
@@ -44,6 +51,8 @@ from mcp_types import (
 from mcp_types import methods as wire
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixverse_mcp.app import App
 from pixverse_mcp.models import Generation, GenerationStatus
@@ -59,6 +68,9 @@ EXTENSION_ID: Final = "io.modelcontextprotocol/tasks"
 TASK_TOOLS: Final = frozenset({"generate_video_blocking", "lip_sync_video"})
 TASK_SLOT_KEY: Final = "io.github.pixverse-mcp/task-slot"
 """Where the extension hands a tool call its `TaskSlot`, in the request context's `_meta` it passes down."""
+# The extension's methods, and the param their `Mcp-Name` header must carry (its spec's "Routing Headers").
+TASK_METHODS: Final = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+TASK_NAME_PARAM: Final = "taskId"
 # How long a task's wait may run in the background: as long as the provider could plausibly take, and more.
 TASK_WAIT_SECONDS: Final = 3600.0
 # Clients are told to look no more often than this, whatever the polling schedule says.
@@ -297,6 +309,68 @@ class TasksExtension(Extension):
                 await self._app.storage.delete_expired_tasks(time.time())
             except StorageError as exc:
                 logger.warning("could not drop expired tasks: %s", exc)
+
+
+class TaskNameHeaderCheck:
+    """Refuse a Streamable HTTP `tasks/*` request whose `Mcp-Name` header is not its `params.taskId`.
+
+    The extension's spec has clients send the task id as `Mcp-Name`, so a load balancer can route a task's requests
+    to the replica that holds it; a header that disagrees with the body would send it elsewhere. The SDK checks
+    `Mcp-Name` only for the methods it knows (`tools/call`, `prompts/get`, `resources/read`), before dispatch, with
+    `HEADER_MISMATCH` and the HTTP status it maps that to; this does the same for ours, and passes every other
+    request through untouched (only one whose `Mcp-Method` header names a task method is read here).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope) if scope["type"] == "http" else None
+        if headers is None or scope["method"] != "POST" or headers.get(MCP_METHOD_HEADER) not in TASK_METHODS:
+            await self._app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        body = b""
+        while not messages or messages[-1].get("more_body", False):
+            messages.append(await receive())
+            if messages[-1]["type"] != "http.request":
+                break
+            body += messages[-1].get("body", b"")
+        rejection = _name_mismatch(body, headers)
+        if rejection is not None:
+            await _respond_json(send, ERROR_CODE_HTTP_STATUS.get(HEADER_MISMATCH, 400), rejection)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self._app(scope, replay, send)
+
+
+def _name_mismatch(body: bytes, headers: Headers) -> dict[str, Any] | None:
+    """The JSON-RPC error for a task request whose `Mcp-Name` is not its task id, or None (anything else, a body
+    that does not parse included, is the SDK's to judge)."""
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):  # as the SDK: a huge integer is a bare ValueError, deep nesting recursion
+        return None
+    if not isinstance(message, dict) or message.get("method") not in TASK_METHODS:
+        return None
+    params = message.get("params")
+    if not isinstance(params, dict):
+        return None
+    task_id = params.get(TASK_NAME_PARAM)
+    if not isinstance(task_id, str) or decode_header_value(headers.get(MCP_NAME_HEADER)) == task_id:
+        return None
+    text = f"{MCP_NAME_HEADER} header does not match the request body's {TASK_NAME_PARAM!r} parameter"
+    return {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": HEADER_MISMATCH, "message": text}}
+
+
+async def _respond_json(send: Send, status: int, content: dict[str, Any]) -> None:
+    body = json.dumps(content, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def declares_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:

@@ -276,12 +276,17 @@ async def list_videos(
     return list_result(entries, pending, continue_wait_seconds=app.settings.wait_budget_seconds)
 
 
-async def account_status(ctx: AppContext) -> AccountToolResult:
-    """The AI/ML API account's balance, what this server spent today and each day of the last week, and what
-    the daily spending cap (if one is set) still allows today. Use it before a batch of videos."""
+async def account_status(
+    ctx: AppContext,
+    days: Annotated[
+        int, Field(ge=1, le=31, strict=True, description="How many days of spend to list, today included.")
+    ] = 7,
+) -> AccountToolResult:
+    """The AI/ML API account's balance, what this server spent today and on each recent day, and what the daily
+    spending cap (if one is set) still allows today. Use it before a batch of videos."""
     app = _app(ctx)
     try:
-        account = await app.require_service().spending.account()
+        account = await app.require_service().spending.account(days=days)
     except PixVerseError as exc:
         return refusal_result(str(exc))
     return account_result(account)

@@ -35,6 +35,7 @@ from pixverse_mcp.storage import (
     Reattach,
     TaskRecord,
     _rows,
+    utc_midnight,
 )
 from pixverse_mcp.text import clean_text
 
@@ -347,7 +348,7 @@ class SqlStorage:
         return await self._run(functools.partial(_spent_since, since))
 
     async def daily_spend(self, *, days: int) -> list[tuple[str, float, int]]:
-        since = time.time() - days * 86_400
+        since = utc_midnight(time.time()) - (days - 1) * 86_400  # today and the `days - 1` before it
         day = self.dialect.utc_day("created_at")
 
         def op() -> Op[list[tuple[str, float, int]]]:

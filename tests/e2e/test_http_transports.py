@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from pixverse_mcp import __version__
 from pixverse_mcp.cli import build_parser
-from pixverse_mcp.hosting import BearerTokenMiddleware
+from pixverse_mcp.hosting import UNAUTHORIZED_MESSAGE, BearerTokenMiddleware
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
 from tests.conftest import FAST_SANDBOX, server_env, stdio_client
 from tests.http_server import (
@@ -268,7 +268,7 @@ async def test_refused_requests_never_reach_a_tool(
         if "Authorization" not in headers:
             # RFC 6750 3.1: a request with no credentials at all gets no error code.
             assert refused.headers["www-authenticate"] == challenge
-        assert refused.json()["error"] == "unauthorized"
+        assert refused.json()["error"]["message"] == UNAUTHORIZED_MESSAGE
         assert TOKEN not in refused.text
     else:
         assert "www-authenticate" not in refused.headers
@@ -462,6 +462,6 @@ async def test_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
 
     assert (good.status_code, good.text) == (200, "reached")
     assert bad.status_code == 401
-    assert json.loads(bad.text)["error"] == "unauthorized"
+    assert json.loads(bad.text)["error"]["message"] == UNAUTHORIZED_MESSAGE
     assert health.status_code == 200
     assert compared == [(TOKEN.encode(), TOKEN.encode()), (b"nope", TOKEN.encode())]
