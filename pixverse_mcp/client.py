@@ -19,7 +19,6 @@ import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +30,7 @@ from pydantic import SecretStr
 
 from pixverse_mcp import defaults
 from pixverse_mcp._http import Answer, Connection, DownloadedVideo, Sleep
+from pixverse_mcp._polls import SharedPolls, WaitUpdate
 from pixverse_mcp._retry import RetryPolicy
 from pixverse_mcp.drain import Drain
 from pixverse_mcp.errors import (
@@ -40,7 +40,6 @@ from pixverse_mcp.errors import (
     GenerationFailedError,
     InvalidArgumentError,
     MissingAPIKeyError,
-    RateLimitError,
     UnexpectedResponseError,
     UpstreamServerError,
     WaitTimeoutError,
@@ -68,8 +67,6 @@ _CHECK_BEFORE_RETRYING: Final = (
     "Do not simply create it again: it may already be generating and charged. Check your AI/ML API usage page "
     "(https://aimlapi.com/app/billing) first."
 )
-# Failures during a wait that say nothing about the generation itself: the wait goes on until its deadline.
-_TRANSIENT_DURING_WAIT: Final = (APIConnectionError, UpstreamServerError, RateLimitError, UnexpectedResponseError)
 # The provider's routes beyond the generation endpoint (its service endpoints).
 LOGS_PATH: Final = "/v2/logs"
 BILLING_PATH: Final = "/v2/billing"
@@ -84,61 +81,8 @@ def default_timeout(
     return httpx.Timeout(connect=connect, read=read, write=read, pool=60.0)
 
 
-@dataclass(frozen=True)
-class WaitUpdate:
-    """One event of a wait: after every status answer, and as a heartbeat in between."""
-
-    generation_id: str
-    generation: Generation | None
-    """The latest answer, or None while no status request has succeeded yet."""
-    elapsed_seconds: float
-    expected_seconds: float
-    status_changed: bool
-    """True when this update carries a status different from the previous one (the first answer counts)."""
-    answer: bool = True
-    """True when this update carries a new answer from the API (False: a heartbeat between answers)."""
-    polled: bool = False
-    """True for the one watcher whose own status request brought this answer (it journals it; the others heard)."""
-    answered_at: float | None = None
-    """When that answer arrived (`time.time()`), for the journal's ready times."""
-
-    @property
-    def status(self) -> GenerationStatus | None:
-        """The latest known status."""
-        return self.generation.status if self.generation else None
-
-
 UpdateCallback = Callable[[WaitUpdate], Awaitable[None] | None]
 """Hears every `WaitUpdate`: a plain function (`print` will do) or a coroutine function."""
-
-
-@dataclass(eq=False)
-class _Watch:
-    """The shared state of every concurrent watcher of one generation id in this process."""
-
-    started: float
-    """Clock reading when the generation was created (as best we know)."""
-    expectation: Expectation
-    next_due: float
-    latest: Generation | None = None
-    answered_at: float | None = None
-    answered_by: object | None = None
-    version: int = 0
-    waiters: int = 0
-    poller: object | None = None
-    """The watcher that sends the status requests; None when nobody does (the next one to look takes over)."""
-    changed: anyio.Event = field(default_factory=anyio.Event)
-
-    def announce(self, generation: Generation, by: object) -> None:
-        """Publish a new answer and wake every watcher."""
-        self.latest, self.answered_at, self.answered_by = generation, time.time(), by
-        self.version += 1
-        self.wake()
-
-    def wake(self) -> None:
-        """Wake every watcher (the poller left: one of them takes over)."""
-        self.changed.set()
-        self.changed = anyio.Event()
 
 
 class PixVerseClient:
@@ -176,7 +120,6 @@ class PixVerseClient:
         self._sleep = sleep
         self._clock = clock
         self.drain = drain or Drain()
-        self._watches: dict[str, _Watch] = {}
         self._http = Connection(
             api_key=SecretStr(key) if key else None,
             base_url=base_url,
@@ -186,6 +129,16 @@ class PixVerseClient:
             sleep=sleep,
             clock=clock,
             max_connections=max_connections,
+        )
+        self.account = AccountRoutes(self._http)
+        """The request log, the balance and the price list."""
+        self._polls = SharedPolls(
+            lambda generation_id, deadline: self.get(generation_id, retry=False, timeout=deadline),
+            self.polling_policy,
+            retry_policy=self._http.retry_policy,
+            drain=self.drain,
+            sleep=sleep,
+            clock=clock,
         )
 
     def __repr__(self) -> str:
@@ -342,7 +295,7 @@ class PixVerseClient:
             generation=latest,
         )
 
-    async def watch(
+    def watch(
         self,
         generation_id: str,
         *,
@@ -359,94 +312,13 @@ class PixVerseClient:
         The schedule comes from `polling_policy` and `expectation` (when this kind of video is usually ready;
         `elapsed_before` says how long ago it was created). The first look is at once, unless the caller passes the
         status it already has as `known` (a create's answer): that is the first update, and the first look waits
-        for the schedule. Concurrent watchers of one id share one polling loop: one of them (the poller) sends the
-        status requests and all hear its answers; when it leaves, another takes over. Close the stream
+        for the schedule. Concurrent watchers of one id share one polling loop (`_polls`). Close the stream
         (`contextlib.aclosing`) if you stop reading it early.
         """
         _check_generation_id(generation_id)
-        policy = self.polling_policy
-        watch = self._watches.get(generation_id)
-        if watch is None:
-            expectation = expectation or policy.expectation()
-            now = self._clock()
-            first = now if known is None else now + policy.next_delay(elapsed_before, expectation)
-            watch = _Watch(started=now - elapsed_before, expectation=expectation, next_due=first)
-            if known is not None:
-                watch.latest, watch.answered_at, watch.version = known, time.time(), 1
-            self._watches[generation_id] = watch
-        watch.waiters += 1
-        me = object()
-        deadline = self._clock() + timeout
-        seen = 0
-        last_status: GenerationStatus | None = None
-        last_heard = self._clock()
-
-        def update(*, answer: bool) -> WaitUpdate:
-            current = watch.latest
-            changed = answer and current is not None and current.status is not last_status
-            return WaitUpdate(
-                generation_id,
-                current,
-                self._clock() - watch.started,
-                watch.expectation.typical,
-                changed,
-                answer,
-                polled=answer and watch.answered_by is me,
-                answered_at=watch.answered_at,
-            )
-
-        try:
-            while True:
-                if watch.version != seen and watch.latest is not None:
-                    seen, last_heard = watch.version, self._clock()
-                    news = update(answer=True)
-                    last_status = watch.latest.status
-                    yield news
-                    if last_status.is_final:
-                        return
-                now = self._clock()
-                if now >= deadline or self.drain.stopping:
-                    return
-                if watch.poller is None:
-                    watch.poller = me
-                heartbeat_due = last_heard + policy.heartbeat_seconds
-                with self.drain.guard():
-                    if watch.poller is not me:
-                        with anyio.move_on_after(max(0.0, min(deadline, heartbeat_due) - now)):
-                            await watch.changed.wait()
-                    elif now >= watch.next_due:
-                        await self._poll(generation_id, watch, deadline, me)
-                        continue
-                    else:
-                        await self._sleep(max(0.0, min(watch.next_due, deadline, heartbeat_due) - now))
-                if self._clock() >= heartbeat_due and watch.version == seen:
-                    last_heard = self._clock()
-                    yield update(answer=False)
-        finally:
-            watch.waiters -= 1
-            if watch.poller is me:
-                watch.poller = None
-                watch.wake()
-            if watch.waiters == 0:
-                self._watches.pop(generation_id, None)
-
-    async def _poll(self, generation_id: str, watch: _Watch, deadline: float, poller: object) -> None:
-        """One status request for a shared watch, bounded by the poller's deadline; transient faults are logged
-        and the schedule goes on, never sooner than a Retry-After the API asked for."""
-        retry_after = None
-        asked = self._clock()
-        try:
-            current = await self.get(generation_id, retry=False, timeout=max(0.0, deadline - asked))
-        except _TRANSIENT_DURING_WAIT as exc:
-            logger.warning("status of %s unavailable for now (%s); still waiting", printable(generation_id), exc)
-            if isinstance(exc, APIStatusError) and exc.retry_after is not None:
-                retry_after = min(exc.retry_after, self.retry_policy.max_retry_after)
-        else:
-            watch.announce(current, poller)
-        # The schedule counts from when this look was sent (a slow answer must not push every later look back); a
-        # Retry-After counts from its answer.
-        delay = self.polling_policy.next_delay(asked - watch.started, watch.expectation)
-        watch.next_due = max(asked + delay, self._clock() + (retry_after or 0.0))
+        return self._polls.watch(
+            generation_id, timeout=timeout, expectation=expectation, elapsed_before=elapsed_before, known=known
+        )
 
     async def download(
         self,
@@ -472,6 +344,14 @@ class PixVerseClient:
     async def still_served(self, url: str, *, timeout: float = 5.0) -> bool:
         """Whether the provider's storage still serves a finished video's URL (they are temporary)."""
         return await self._http.reachable(url, timeout=timeout)
+
+
+class AccountRoutes:
+    """The provider's service routes a careful client needs besides the generation endpoint: the request log, the
+    balance, and the price list (`client.account`)."""
+
+    def __init__(self, http: Connection) -> None:
+        self._http = http
 
     async def request_logs(
         self, *, start: float, end: float, offset: int = 0, limit: int = 100, timeout: float | None = None

@@ -126,7 +126,7 @@ class Spending:
         if self._balance is not None and now - self._balance[0] < BALANCE_SECONDS:
             return self._balance[1]
         try:
-            balance = await self.client.balance(timeout=_BALANCE_TIMEOUT_SECONDS)
+            balance = await self.client.account.balance(timeout=_BALANCE_TIMEOUT_SECONDS)
         except PixVerseError as exc:
             logger.info("balance unavailable: %s", exc)
             balance = None
@@ -156,7 +156,7 @@ class Spending:
             return listed
         async with self._price_lock:
             try:
-                fetched = await self.client.price_list(
+                fetched = await self.client.account.price_list(
                     model, etag=kept.etag if kept else None, timeout=_PRICE_LIST_TIMEOUT_SECONDS
                 )
             except PixVerseError as exc:

@@ -134,22 +134,7 @@ def outcome_result(outcome: Outcome, *, continue_wait_seconds: float, money: Mon
     generation = outcome.generation
     status = generation.status
     gid = generation.id
-    if status is GenerationStatus.COMPLETED:
-        next_step = "Done: give the user video_url (temporary storage: download it if it must be kept)."
-        summary = f"Video ready: {generation.video_url} (generation {gid})."
-        if outcome.saved is not None:
-            next_step = f"Done: the video is saved at {outcome.saved.path}; video_url is temporary storage."
-            summary += f" Saved to {outcome.saved.path} ({outcome.saved.size} bytes)."
-        elif outcome.save_error:
-            summary += f" Saving it failed: {outcome.save_error}"
-    elif status is GenerationStatus.FAILED:
-        next_step = "The generation failed; adjust the prompt or options and create a new one if the user wants."
-        summary = f"Generation {gid} failed: {generation.error}"
-    else:
-        remaining = outcome.remaining_seconds
-        left = f", about {max(1, round(remaining))} s left" if remaining else ""
-        next_step = f"Still running. Continue with {status_call(gid, continue_wait_seconds)}."
-        summary = f"Generation {gid} is {status.value}{left}. {next_step}"
+    summary, next_step = _summary(outcome, continue_wait_seconds)
     if outcome.reattached:
         summary = f"Re-attached to the identical generation already made or running (no new charge). {summary}"
     money = money or Money()
@@ -195,6 +180,28 @@ def outcome_result(outcome: Outcome, *, continue_wait_seconds: float, money: Mon
         structured_content=result.model_dump(mode="json"),
         is_error=status is GenerationStatus.FAILED,
     )
+
+
+def _summary(outcome: Outcome, continue_wait_seconds: float) -> tuple[str, str]:
+    """The one-line summary of an outcome, and what to do next."""
+    generation = outcome.generation
+    gid = generation.id
+    if generation.status is GenerationStatus.COMPLETED:
+        next_step = "Done: give the user video_url (temporary storage: download it if it must be kept)."
+        summary = f"Video ready: {generation.video_url} (generation {gid})."
+        if outcome.saved is not None:
+            next_step = f"Done: the video is saved at {outcome.saved.path}; video_url is temporary storage."
+            summary += f" Saved to {outcome.saved.path} ({outcome.saved.size} bytes)."
+        elif outcome.save_error:
+            summary += f" Saving it failed: {outcome.save_error}"
+        return summary, next_step
+    if generation.status is GenerationStatus.FAILED:
+        next_step = "The generation failed; adjust the prompt or options and create a new one if the user wants."
+        return f"Generation {gid} failed: {generation.error}", next_step
+    remaining = outcome.remaining_seconds
+    left = f", about {max(1, round(remaining))} s left" if remaining else ""
+    next_step = f"Still running. Continue with {status_call(gid, continue_wait_seconds)}."
+    return f"Generation {gid} is {generation.status.value}{left}. {next_step}", next_step
 
 
 def problem_result(error: PixVerseError, *, continue_wait_seconds: float, money: Money | None = None) -> CallToolResult:

@@ -355,8 +355,30 @@ class SandboxState:
 def create_app(config: SandboxConfig | None = None) -> Starlette:
     """The sandbox as a Starlette app; its state is `app.state.sandbox`."""
     state = SandboxState(config or SandboxConfig())
+    routes = _Routes(state)
+    table = [Route(path, routes.generation, methods=["GET", "POST"]) for path in PATHS]
+    table += [
+        Route("/v2/logs", routes.logs, methods=["GET"]),
+        Route("/v2/billing", routes.billing, methods=["GET"]),
+        Route("/v1/models", routes.models, methods=["GET"]),
+        Route("/_sandbox/stats", routes.stats, methods=["GET"]),
+        Route("/_sandbox/reset", routes.reset, methods=["POST"]),
+        Route("/_sandbox/faults", routes.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_sandbox/videos/{name}", routes.video, methods=["GET"]),
+    ]
+    app = Starlette(routes=table, middleware=[Middleware(_KeepRawReceive)])
+    app.state.sandbox = state
+    return app
 
-    async def generation(request: Request) -> Response:
+
+class _Routes:
+    """The sandbox's endpoints, over its state."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    async def generation(self, request: Request) -> Response:
+        state = self.state
         if request.method == "POST":
             state.creates += 1
         else:
@@ -367,7 +389,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             if answer is not None:
                 return answer
             injected = None
-        if request.headers.get("authorization") != f"Bearer {state.config.api_key}":
+        if not self._keyed(request):
             state.rejected += 1
             return _api_error(request, 401, _BAD_KEY_MESSAGE)
         if request.method == "POST":
@@ -376,53 +398,40 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             answer = await _status(request, state, injected)
         return _with_tracing(request, answer)
 
-    async def stats(request: Request) -> Response:
-        return JSONResponse(state.stats())
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.state.stats())
 
-    async def reset(request: Request) -> Response:
-        state.reset()
-        return JSONResponse(state.stats())
+    async def reset(self, request: Request) -> Response:
+        self.state.reset()
+        return JSONResponse(self.state.stats())
 
-    async def faults(request: Request) -> Response:
+    async def faults(self, request: Request) -> Response:
         if request.method == "DELETE":
-            state.clear_faults()
+            self.state.clear_faults()
         elif request.method == "POST":
             try:
-                _inject_from_json(state, await request.json())
+                _inject_from_json(self.state, await request.json())
             except ValueError as problem:
                 return JSONResponse({"statusCode": 400, "message": str(problem)}, status_code=400)
-        return JSONResponse(state.faults())
+        return JSONResponse(self.state.faults())
 
-    async def video(request: Request) -> Response:
+    async def video(self, request: Request) -> Response:
         return _video_response(request, stand_in_video())
 
-    async def logs(request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {state.config.api_key}":
-            return _api_error(request, 401, _BAD_KEY_MESSAGE)
-        return _logs(request, state)
+    async def logs(self, request: Request) -> Response:
+        return _logs(request, self.state) if self._keyed(request) else _api_error(request, 401, _BAD_KEY_MESSAGE)
 
-    async def billing(request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {state.config.api_key}":
+    async def billing(self, request: Request) -> Response:
+        if not self._keyed(request):
             return _api_error(request, 401, _BAD_KEY_MESSAGE)
-        balance = round(state.config.balance_usd - state.charged_usd(), 6)
+        balance = round(self.state.config.balance_usd - self.state.charged_usd(), 6)
         return JSONResponse({"current_balance": balance, "currency": "USD"})
 
-    async def models(request: Request) -> Response:
-        return _price_list(request, state.config)
+    async def models(self, request: Request) -> Response:
+        return _price_list(request, self.state.config)
 
-    routes = [Route(path, generation, methods=["GET", "POST"]) for path in PATHS]
-    routes += [
-        Route("/v2/logs", logs, methods=["GET"]),
-        Route("/v2/billing", billing, methods=["GET"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/_sandbox/stats", stats, methods=["GET"]),
-        Route("/_sandbox/reset", reset, methods=["POST"]),
-        Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
-        Route("/_sandbox/videos/{name}", video, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, middleware=[Middleware(_KeepRawReceive)])
-    app.state.sandbox = state
-    return app
+    def _keyed(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {self.state.config.api_key}"
 
 
 def _inject_from_json(state: SandboxState, body: Any) -> None:

@@ -12,15 +12,13 @@ poller per generation across processes (`watch.py`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import anyio
 
@@ -29,17 +27,16 @@ from pixverse_mcp._http import DownloadedVideo
 from pixverse_mcp.client import PixVerseClient, WaitUpdate
 from pixverse_mcp.errors import (
     CreateOutcomeUnknownError,
-    CreatePendingError,
     DownloadError,
     GenerationLookupError,
-    InvalidArgumentError,
     PixVerseError,
     SpendingCapError,
 )
 from pixverse_mcp.files import DOWNLOAD_MARGIN_SECONDS, VideoFiles
-from pixverse_mcp.inputs import InputKind, InputLimits, ResolvedInput, resolve
-from pixverse_mcp.models import AnyRequest, Generation, GenerationStatus, request_size
-from pixverse_mcp.money import Estimate, Spending
+from pixverse_mcp.inputs import InputLimits
+from pixverse_mcp.models import AnyRequest, Generation, GenerationStatus
+from pixverse_mcp.money import Spending
+from pixverse_mcp.prepare import Prepared, Preparer
 from pixverse_mcp.settle import Settler
 from pixverse_mcp.spool import Spool
 from pixverse_mcp.storage import (
@@ -55,23 +52,9 @@ from pixverse_mcp.storage import (
 )
 from pixverse_mcp.text import printable
 from pixverse_mcp.timing import Expectations
-from pixverse_mcp.watch import Watch, Watcher, is_dead_here
+from pixverse_mcp.watch import Watch, Watcher
 
 logger = logging.getLogger(__name__)
-
-# How often a caller waiting for an identical create (its id, or its settling) looks again: soon at first, then
-# less often (a settling create may take minutes).
-_JOIN_FIRST_SECONDS: Final = 0.05
-_JOIN_MAX_SECONDS: Final = 1.0
-# The inputs each request kind takes, and what they must be.
-_INPUTS: Final[dict[str, InputKind]] = {"image": "image", "last_frame": "image", "video": "video", "audio": "audio"}
-
-
-def request_key(body: dict[str, Any], api: str) -> str:
-    """A digest of everything that defines a video and where it was sent (`api`: the base URL, so a sandbox's
-    generation is never mistaken for one of the real API's): equal requests to one API, equal keys. `body` is the
-    journaled body, in which every input is its description (source and digest): two images, two videos."""
-    return hashlib.sha256(json.dumps([api, body], sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -90,25 +73,6 @@ class ServiceOptions:
             defaults.MAX_IMAGE_MB, defaults.MAX_VIDEO_INPUT_MB, defaults.MAX_AUDIO_INPUT_MB
         )
     )
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A request ready to claim and send: its body, how the journal keeps it, its key and its expected cost."""
-
-    request: AnyRequest
-    body: dict[str, Any]
-    journaled: dict[str, Any]
-    key: str
-    estimate: Estimate
-
-    @property
-    def model(self) -> str:
-        return self.request.model
-
-    @property
-    def prompt(self) -> str | None:
-        return getattr(self.request, "prompt", None)
 
 
 @dataclass(frozen=True)
@@ -173,6 +137,7 @@ class VideoService:
         spool: Spool,
         settler: Settler,
     ) -> None:
+        self.preparer = Preparer(client, storage, spending, api=options.api, limits=options.input_limits)
         self.client = client
         self.storage = storage
         self.options = options
@@ -201,50 +166,8 @@ class VideoService:
         self.client.drain.begin()
 
     async def prepare(self, request: AnyRequest, *, folders: Sequence[Path] = ()) -> Prepared:
-        """Read every input (URLs as they are; data URIs and local files checked, files only inside `folders`, the
-        input folders and the videos folder), then the body, the journal's form of it, its key and its estimated
-        cost. Raises `InvalidArgumentError` (nothing sent) for an input that cannot be used."""
-        allowed = (*folders, *self.options.input_folders, self.files.folder)
-        resolved: dict[str, ResolvedInput] = {}
-        for name, kind in _INPUTS.items():
-            reference = getattr(request, name, None)
-            if reference is None:
-                continue
-            made_here = await self._journaled_video(reference) if name == "video" else None
-            resolved[name] = made_here or await resolve(
-                reference, kind, folders=allowed, limits=self.options.input_limits, field=name
-            )
-        body = request.to_body({name: given.sent for name, given in resolved.items()})
-        journaled = request.to_body({name: given.described for name, given in resolved.items()})
-        resolution, duration = request_size(body)
-        estimate = await self.spending.estimate(request.model, resolution, duration)
-        return Prepared(request, body, journaled, request_key(journaled, self.options.api), estimate)
-
-    async def _journaled_video(self, reference: str) -> ResolvedInput | None:
-        """A video this server made, named by its generation id: its URL while the provider still serves it, else
-        the file it was saved to (read as any local file is)."""
-        try:
-            entry = await self.storage.get(reference)
-        except StorageError:
-            return None
-        if entry is None:
-            return None
-        if entry.status is not GenerationStatus.COMPLETED:
-            raise InvalidArgumentError(f"`video`: generation {reference} has no video yet (status {entry.status})")
-        if entry.video_url and await self.client.still_served(entry.video_url):
-            return ResolvedInput(entry.video_url, {"generation_id": reference, "url": entry.video_url})
-        if entry.local_path:
-            saved = await resolve(
-                entry.local_path,
-                "video",
-                folders=(Path(entry.local_path).parent,),
-                limits=self.options.input_limits,
-                field="video",
-            )
-            return ResolvedInput(saved.sent, {"generation_id": reference, **saved.described})
-        raise InvalidArgumentError(
-            f"`video`: the provider no longer serves generation {reference}'s video and it was never saved here"
-        )
+        """See `Preparer.prepare` (files only inside `folders`, the input folders and the videos folder)."""
+        return await self.preparer.prepare(request, folders=(*folders, *self.options.input_folders, self.files.folder))
 
     async def start(
         self,
@@ -305,14 +228,14 @@ class VideoService:
             )
             answered_at = time.time()
         except CreateOutcomeUnknownError as exc:
-            await self._settle_later(claim.intent_id, str(exc))
-            raise self._still_settling(time.time()) from None
+            await self.settler.begin(claim.intent_id, str(exc))
+            raise self.settler.still_settling(time.time()) from None
         except PixVerseError as exc:
             await self._forget(claim.intent_id, str(exc))
             raise
         except BaseException:
             # Cancelled (or worse) while the request was out: it may have been accepted. Settling will tell.
-            await self._settle_later(claim.intent_id, "the call ended while the create was being sent")
+            await self.settler.begin(claim.intent_id, "the call ended while the create was being sent")
             raise
         cost, estimated = generation.cost_usd, generation.cost_usd is None
         if estimated:
@@ -335,17 +258,6 @@ class VideoService:
             return Started(generation, answered_at, prepared.journaled, fresh=True, journal_error=error)
         return Started(generation, answered_at, prepared.journaled, fresh=True)
 
-    async def _settle_later(self, intent_id: str, detail: str) -> None:
-        settle_until = time.time() + self.options.settle_seconds
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.storage.abandon_create(
-                    intent_id, outcome_unknown=True, detail=detail, settle_until=settle_until
-                )
-            except StorageError as exc:
-                logger.error("could not mark create %s for settling: %s", intent_id, exc)
-        self.settler.wake()
-
     async def _forget(self, intent_id: str, detail: str) -> None:
         with anyio.CancelScope(shield=True):
             try:
@@ -354,41 +266,10 @@ class VideoService:
                 logger.error("could not forget the refused create %s: %s", intent_id, exc)
 
     async def _join(self, intent_id: str, deadline: float) -> Started | None:
-        """Wait (until `deadline`) for an identical create without an id yet: its generation, or None if it was
-        refused or never received (claim again). One that is being settled is not sent again: that could pay
-        twice; past the deadline the caller hears it is being settled."""
-        pause = _JOIN_FIRST_SECONDS
-        while True:
-            try:
-                entry = await self.storage.created_by(intent_id)
-                pending = None if entry is not None else await self.storage.pending_create(intent_id)
-            except StorageError as exc:
-                raise StorageError(f"{exc} Nothing was sent to the AI/ML API for this call.") from exc
-            if entry is not None:
-                return _reattached(entry)
-            if pending is None or pending.state == "never_received":
-                return None
-            if pending.state == "sending" and (pending.stale(time.time()) or is_dead_here(pending.sender or "")):
-                await self._settle_later(intent_id, "its sender stopped before an answer came back")
-            now = anyio.current_time()
-            if now >= deadline or self.draining:
-                if pending.state == "sending":
-                    raise CreatePendingError(
-                        f"An identical create was sent {max(0, round(time.time() - pending.created_at))} s ago by "
-                        "another call and has no id yet. Nothing was sent for this call."
-                    )
-                raise self._still_settling(pending.created_at)
-            with self.client.drain.guard():
-                await anyio.sleep(min(pause, deadline - now))
-            pause = min(_JOIN_MAX_SECONDS, pause * 2)
-
-    def _still_settling(self, sent_at: float) -> CreateOutcomeUnknownError:
-        minutes = max(1, round(self.options.settle_seconds / 60))
-        return CreateOutcomeUnknownError(
-            f"A create of this video was sent {max(0, round(time.time() - sent_at))} s ago and its answer was lost, "
-            "so it may have been accepted. pixverse-mcp is looking for it in the provider's request log (for up to "
-            f"{minutes} min; list_videos shows how it stands)."
-        )
+        """An identical create without an id yet, joined (see `Settler.join`): its generation, or None to claim
+        again (it was refused, or never received)."""
+        entry = await self.settler.join(intent_id, deadline)
+        return _reattached(entry) if entry is not None else None
 
     async def status(self, generation_id: str, *, save: bool | None = None) -> Outcome:
         """One look at a generation (and its file, when asked or configured). The cost comes from the journal:

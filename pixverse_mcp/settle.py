@@ -20,10 +20,10 @@ from typing import Final
 import anyio
 
 from pixverse_mcp.client import PixVerseClient
-from pixverse_mcp.errors import PixVerseError
+from pixverse_mcp.errors import CreateOutcomeUnknownError, CreatePendingError, PixVerseError
 from pixverse_mcp.models import Generation, GenerationStatus
 from pixverse_mcp.pricing import RequestLogRow
-from pixverse_mcp.storage import AnsweredCreate, PendingCreate, Storage, StorageError
+from pixverse_mcp.storage import AnsweredCreate, JournalEntry, PendingCreate, Storage, StorageError
 from pixverse_mcp.text import printable
 from pixverse_mcp.watch import is_dead_here
 
@@ -37,6 +37,10 @@ _PAGE_ROWS: Final = 100
 _LOOK_TIMEOUT_SECONDS: Final = 10.0
 # Without news, the pending creates are looked at this often (a create's own back-off decides when it is due).
 _SWEEP_SECONDS: Final = 5.0
+# How often a caller waiting for an identical create (its id, or its settling) looks again: soon at first, then
+# less often (a settling create may take minutes).
+_JOIN_FIRST_SECONDS: Final = 0.05
+_JOIN_MAX_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,56 @@ class Settler:
     def wake(self) -> None:
         """Look at the pending creates now (a create just lost its answer)."""
         self._wake.set()
+
+    async def begin(self, intent_id: str, detail: str) -> None:
+        """A create lost its answer (or its call ended while it was out): settle it, starting now."""
+        settle_until = time.time() + self.policy.settle_seconds
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.storage.abandon_create(
+                    intent_id, outcome_unknown=True, detail=detail, settle_until=settle_until
+                )
+            except StorageError as exc:
+                logger.error("could not mark create %s for settling: %s", intent_id, exc)
+        self.wake()
+
+    async def join(self, intent_id: str, deadline: float) -> JournalEntry | None:
+        """Wait (until `deadline`, on the event loop's clock) for a create without an id yet, made by another call:
+        the generation it became, or None when it was refused or never received (the caller may claim again). One
+        being settled is never sent again (that could pay twice): past the deadline the caller hears how it stands
+        (`CreatePendingError` while it is being sent, else `still_settling`). A sender that is gone is noticed at
+        once (its pid, on this machine) and its create settled."""
+        pause = _JOIN_FIRST_SECONDS
+        while True:
+            try:
+                entry = await self.storage.created_by(intent_id)
+                pending = None if entry is not None else await self.storage.pending_create(intent_id)
+            except StorageError as exc:
+                raise StorageError(f"{exc} Nothing was sent to the AI/ML API for this call.") from exc
+            if entry is not None or pending is None or pending.state == "never_received":
+                return entry
+            if pending.state == "sending" and (pending.stale(time.time()) or is_dead_here(pending.sender or "")):
+                await self.begin(intent_id, "its sender stopped before an answer came back")
+            now = anyio.current_time()
+            if now >= deadline or self.client.drain.stopping:
+                if pending.state == "sending":
+                    raise CreatePendingError(
+                        f"An identical create was sent {max(0, round(time.time() - pending.created_at))} s ago by "
+                        "another call and has no id yet. Nothing was sent for this call."
+                    )
+                raise self.still_settling(pending.created_at)
+            with self.client.drain.guard():
+                await anyio.sleep(min(pause, deadline - now))
+            pause = min(_JOIN_MAX_SECONDS, pause * 2)
+
+    def still_settling(self, sent_at: float) -> CreateOutcomeUnknownError:
+        """What a caller hears about a create that lost its answer and is being settled."""
+        minutes = max(1, round(self.policy.settle_seconds / 60))
+        return CreateOutcomeUnknownError(
+            f"A create of this video was sent {max(0, round(time.time() - sent_at))} s ago and its answer was lost, "
+            "so it may have been accepted. pixverse-mcp is looking for it in the provider's request log (for up to "
+            f"{minutes} min; list_videos shows how it stands)."
+        )
 
     async def run(self) -> None:
         """Settle what is pending now, then whenever woken or due, until cancelled."""
@@ -164,7 +218,7 @@ class Settler:
         start = pending.created_at - _CLOCK_SLACK_SECONDS
         end = time.time() + _CLOCK_SLACK_SECONDS
         for page in range(_PAGES_PER_LOOK):
-            found = await self.client.request_logs(
+            found = await self.client.account.request_logs(
                 start=start, end=end, offset=page * _PAGE_ROWS, limit=_PAGE_ROWS, timeout=_LOOK_TIMEOUT_SECONDS
             )
             for row in found.rows:

@@ -152,9 +152,8 @@ SHARED_MIGRATIONS: Final[Sequence[str]] = (
 )
 
 
-class SqlStorage:
-    """Every storage operation, in SQL both backends run; a backend supplies `_run` (and its own connections,
-    migrations and change notifications)."""
+class _SqlBase:
+    """What every group of operations needs from a backend: its dialect and a way to run an operation."""
 
     dialect: Dialect
     location: str
@@ -163,6 +162,10 @@ class SqlStorage:
     async def _run(self, operation: Callable[[], Op[_T]], *, exclusive: bool = False) -> _T:
         """Run a fresh `operation()` in one transaction (`exclusive`: one that must see and write atomically);
         a backend may run it again from the start when the transaction had to be retried."""
+
+
+class _Creates(_SqlBase):
+    """Creates and money: claims, intents and their settling, what was spent."""
 
     async def claim_create(self, claim: CreateClaim) -> Claim:
         return await self._run(functools.partial(_claim, self.dialect, claim, time.time()), exclusive=True)
@@ -255,6 +258,50 @@ class SqlStorage:
 
         return await self._run(op)
 
+    async def pending_creates(self, *, limit: int = 20) -> list[PendingCreate]:
+        def op() -> Op[list[PendingCreate]]:
+            found = yield rows(
+                "SELECT * FROM create_intents WHERE generation_id IS NULL ORDER BY created_at DESC LIMIT ?", limit
+            )
+            return [_rows.pending(intent) for intent in found]
+
+        return await self._run(op)
+
+    async def spent_since(self, since: float) -> float:
+        return await self._run(functools.partial(_spent_since, since))
+
+    async def daily_spend(self, *, days: int) -> list[tuple[str, float, int]]:
+        since = utc_midnight(time.time()) - (days - 1) * 86_400  # today and the `days - 1` before it
+        day = self.dialect.utc_day("created_at")
+
+        def op() -> Op[list[tuple[str, float, int]]]:
+            found = yield rows(
+                f"SELECT {day} AS day, SUM(COALESCE(cost_usd, 0)) AS spent, COUNT(*) AS videos FROM generations"  # noqa: S608
+                " WHERE created_at >= ? AND request_key IS NOT NULL AND status <> 'failed'"
+                " GROUP BY day ORDER BY day DESC",
+                since,
+            )
+            return [(str(spend["day"]), float(spend["spent"]), int(spend["videos"])) for spend in found]
+
+        return await self._run(op)
+
+    async def last_cost(self, model: str, resolution: str, duration: int) -> float | None:
+        def op() -> Op[float | None]:
+            found = yield row(
+                "SELECT cost_usd FROM generations WHERE model = ? AND resolution = ? AND duration = ?"
+                " AND cost_usd IS NOT NULL AND NOT cost_estimated ORDER BY created_at DESC LIMIT 1",
+                model,
+                resolution,
+                duration,
+            )
+            return float(found["cost_usd"]) if found is not None else None
+
+        return await self._run(op)
+
+
+class _Generations(_SqlBase):
+    """Generations: their statuses, files, listings, ready times and retention."""
+
     async def record_status(self, generation: Generation, *, pending_until: float | None = None) -> None:
         d = self.dialect
         now = time.time()
@@ -335,46 +382,6 @@ class SqlStorage:
 
         return await self._run(op)
 
-    async def pending_creates(self, *, limit: int = 20) -> list[PendingCreate]:
-        def op() -> Op[list[PendingCreate]]:
-            found = yield rows(
-                "SELECT * FROM create_intents WHERE generation_id IS NULL ORDER BY created_at DESC LIMIT ?", limit
-            )
-            return [_rows.pending(intent) for intent in found]
-
-        return await self._run(op)
-
-    async def spent_since(self, since: float) -> float:
-        return await self._run(functools.partial(_spent_since, since))
-
-    async def daily_spend(self, *, days: int) -> list[tuple[str, float, int]]:
-        since = utc_midnight(time.time()) - (days - 1) * 86_400  # today and the `days - 1` before it
-        day = self.dialect.utc_day("created_at")
-
-        def op() -> Op[list[tuple[str, float, int]]]:
-            found = yield rows(
-                f"SELECT {day} AS day, SUM(COALESCE(cost_usd, 0)) AS spent, COUNT(*) AS videos FROM generations"  # noqa: S608
-                " WHERE created_at >= ? AND request_key IS NOT NULL AND status <> 'failed'"
-                " GROUP BY day ORDER BY day DESC",
-                since,
-            )
-            return [(str(spend["day"]), float(spend["spent"]), int(spend["videos"])) for spend in found]
-
-        return await self._run(op)
-
-    async def last_cost(self, model: str, resolution: str, duration: int) -> float | None:
-        def op() -> Op[float | None]:
-            found = yield row(
-                "SELECT cost_usd FROM generations WHERE model = ? AND resolution = ? AND duration = ?"
-                " AND cost_usd IS NOT NULL AND NOT cost_estimated ORDER BY created_at DESC LIMIT 1",
-                model,
-                resolution,
-                duration,
-            )
-            return float(found["cost_usd"]) if found is not None else None
-
-        return await self._run(op)
-
     async def ready_times(self, *, limit: int) -> list[ReadyTime]:
         def op() -> Op[list[ReadyTime]]:
             found = yield rows(
@@ -405,6 +412,10 @@ class SqlStorage:
             return removed
 
         return await self._run(op)
+
+
+class _Shared(_SqlBase):
+    """What replicas share besides the journal: polling leases, protocol tasks, documents from the provider."""
 
     async def hold_lease(
         self, generation_id: str, holder: str, *, ttl_seconds: float, replacing: str | None = None
@@ -502,6 +513,11 @@ class SqlStorage:
             )
 
         await self._run(op)
+
+
+class SqlStorage(_Creates, _Generations, _Shared):
+    """Every storage operation, in SQL both backends run; a backend supplies `_run` (and its own connections,
+    migrations and change notifications)."""
 
 
 def _claim(d: Dialect, claim: CreateClaim, now: float) -> Op[Claim]:
