@@ -89,6 +89,18 @@ class RunningPostgres:
         self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}")
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
+    def halt(self) -> None:
+        """Stop the server as a crash or an outage would (its data stays): connections fail until `resume`."""
+        self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start it again on the same port and data (after `halt`)."""
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        )
+        data, log = self.directory / "data", self.directory / "log"
+        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+
     def stop(self) -> None:
         """Stop at once (no checkpoint: the data is thrown away) and remove the folder."""
         data = self.directory / "data"
