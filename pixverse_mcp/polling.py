@@ -9,6 +9,7 @@ changes with load, time of day and model updates, so the expectation comes from 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,10 +46,6 @@ ENOUGH_HISTORY: Final = 5
 # A size with fewer generations of its own than this borrows from every size: the upstream's load slows them all
 # alike, so each recent generation's time, as a multiple of its size's table figure, applies to this size too.
 OWN_HISTORY: Final = 10
-# A ready time is known to within the span between the last look that saw the video running and the first that saw
-# it done. A span up to this fraction of the time itself counts in full; a wider one (the prior's sparse looks, a
-# status check long after) counts in proportion: its middle may be far from the truth, and would widen the window.
-PRECISE_SPAN_FRACTION: Final = 0.25
 
 
 def expected_generation_seconds(resolution: str, duration: int) -> float:
@@ -57,20 +54,25 @@ def expected_generation_seconds(resolution: str, duration: int) -> float:
 
 
 class ReadyTime(NamedTuple):
-    """How long one completed generation took to be ready, as the journal knows it."""
+    """How long one completed generation took to be ready, as the journal knows it: somewhere between the last look
+    that saw it still running and the first that saw it done, both counted from the create's answer."""
 
     resolution: str
     duration: int
     seconds: float
-    """The middle of the span between the last look that saw it still running and the first that saw it done."""
+    """The middle of that span."""
     span: float
-    """That span's width in seconds: how precisely `seconds` is known."""
+    """That span's width in seconds."""
 
     @property
-    def precision(self) -> float:
-        """How much this time counts (0-1): in full when its span is narrow, less the wider it is."""
-        full = PRECISE_SPAN_FRACTION * self.seconds
-        return 1.0 if self.span <= full else full / self.span
+    def low(self) -> float:
+        """The latest time it was known not to be ready."""
+        return self.seconds - self.span / 2
+
+    @property
+    def high(self) -> float:
+        """The earliest time it was known to be ready."""
+        return self.seconds + self.span / 2
 
 
 @dataclass(frozen=True)
@@ -88,52 +90,112 @@ class Expectation:
         return cls(_PRIOR_EARLY * typical, typical, _PRIOR_LATE * typical)
 
 
+Bounds = tuple[float, float]
+"""A ready time known only between two looks: (the last that saw it running, the first that saw it done)."""
+
+
 def learned_expectation(
-    ready_times: Sequence[float],
+    ready_times: Sequence[float | Bounds],
     prior: Expectation,
     *,
-    precision: Sequence[float] | None = None,
     half_life: float = HALF_LIFE_GENERATIONS,
     prior_weight: float = PRIOR_WEIGHT,
 ) -> Expectation:
-    """The expectation from recent ready times (seconds, newest first), each weighted by its recency and its
-    `precision` (0-1, default 1), with the prior as a few weighted points while history is short. Quantiles, not a
-    mean: one outlier moves them by one rank at most."""
-    precision = precision or [1.0] * len(ready_times)
-    points = [
-        (seconds, weight * 0.5 ** (rank / half_life))
-        for rank, (seconds, weight) in enumerate(zip(ready_times, precision, strict=True))
-        if seconds > 0
-    ]
-    if len(points) < ENOUGH_HISTORY:
-        points += [(seconds, prior_weight / 3) for seconds in (prior.early, prior.typical, prior.late)]
-    points.sort()
-    total = math.fsum(weight for _, weight in points)
+    """The expectation from recent ready times (newest first), each a time in seconds or the (low, high) bounds it
+    is known within, weighted by recency, with the prior as a few weighted points while history is short.
 
-    def quantile(fraction: float) -> float:
+    Quantiles, not a mean: one outlier moves them by one rank at most. A time known only roughly spreads its weight
+    over its bounds (so a batch seen only by sparse looks widens the window rather than collapsing it onto the
+    middle of one gap), then moves it towards where more precise times put theirs (so it no longer widens a window
+    they have narrowed)."""
+    bounds: list[Bounds] = []
+    weights: list[float] = []
+    for rank, ready in enumerate(ready_times):
+        low, high = ready if isinstance(ready, tuple) else (ready, ready)
+        if high > 0:
+            bounds.append((max(0.0, min(low, high)), high))
+            weights.append(0.5 ** (rank / half_life))
+    if len(bounds) < ENOUGH_HISTORY:
+        for seconds in (prior.early, prior.typical, prior.late):
+            bounds.append((seconds, seconds))
+            weights.append(prior_weight / 3)
+    distribution = _Distribution(bounds, weights)
+    return Expectation(
+        distribution.quantile(EARLY_QUANTILE), distribution.quantile(0.5), distribution.quantile(LATE_QUANTILE)
+    )
+
+
+class _Distribution:
+    """Weighted times, each known exactly or only within bounds: a weight at each exact time and a weight spread
+    evenly over each stretch between two consecutive bounds (Turnbull's elementary intervals)."""
+
+    def __init__(self, bounds: Sequence[Bounds], weights: Sequence[float]) -> None:
+        self.edges = sorted({edge for pair in bounds for edge in pair})
+        at = {edge: index for index, edge in enumerate(self.edges)}
+        self.points = [0.0] * len(self.edges)
+        spans = [(at[low], at[high], weight) for (low, high), weight in zip(bounds, weights, strict=True) if low < high]
+        for (low, high), weight in zip(bounds, weights, strict=True):
+            if low == high:
+                self.points[at[low]] += weight
+        # Where videos are ready as the spans say, each spread evenly over its bounds and counting by its precision
+        # (its weight over its width). Each span's weight is then shared out within its bounds in proportion to
+        # that: one step of Turnbull's self-consistency algorithm, from a precision-weighted start. A rough time
+        # goes where the precise ones put theirs (from an even start it would keep a share where only rough ones
+        # are); spans equally rough move only a little towards their overlap (more steps would collapse them onto
+        # it, though it is no better known than the rest of their bounds).
+        precise = self._evenly([(first, end, weight / self._width(first, end)) for first, end, weight in spans])
+        held = list(itertools.accumulate(precise, initial=0.0))
+        share = [0.0] * len(self.edges)
+        for first, end, weight in spans:
+            share[first] += weight / (held[end] - held[first])
+            share[end] -= weight / (held[end] - held[first])
+        self.stretches = [mass * factor for mass, factor in zip(precise, itertools.accumulate(share), strict=False)]
+
+    def _width(self, first: int, end: int) -> float:
+        return self.edges[end] - self.edges[first]
+
+    def _evenly(self, spans: Sequence[tuple[int, int, float]]) -> list[float]:
+        """Each span's weight spread evenly over its bounds: the weight in each stretch between two edges."""
+        density = [0.0] * len(self.edges)
+        for first, end, weight in spans:
+            density[first] += weight / self._width(first, end)
+            density[end] -= weight / self._width(first, end)
+        return [
+            rate * self._width(index, index + 1)
+            for index, rate in zip(range(len(self.edges) - 1), itertools.accumulate(density), strict=False)
+        ]
+
+    def quantile(self, fraction: float) -> float:
+        """The time by which `fraction` of the weight is reached (interpolated within a stretch)."""
+        target = fraction * (math.fsum(self.points) + math.fsum(self.stretches))
         reached = 0.0
-        for seconds, weight in points:
-            reached += weight
-            if reached >= fraction * total:
-                return seconds
-        return points[-1][0]
-
-    return Expectation(quantile(EARLY_QUANTILE), quantile(0.5), quantile(LATE_QUANTILE))
+        for index, edge in enumerate(self.edges):
+            reached += self.points[index]
+            if reached >= target:
+                return edge
+            if index < len(self.stretches):
+                stretch = self.stretches[index]
+                if stretch > 0 and reached + stretch >= target:
+                    return edge + (target - reached) / stretch * (self.edges[index + 1] - edge)
+                reached += stretch
+        return self.edges[-1]
 
 
 def expectation_from_history(
     history: Sequence[ReadyTime], resolution: str, duration: int, *, time_scale: float = 1.0
 ) -> Expectation:
-    """The expectation for one size from recent generations of every size (newest first), each counted by its
-    `precision`: its own times once it has `OWN_HISTORY` of them, else every size's times as multiples of their
-    table figures (scaled by `time_scale`), applied to this size's."""
+    """The expectation for one size from recent generations of every size (newest first), each known between two
+    looks: its own times once it has `OWN_HISTORY` of them, else every size's times as multiples of their table
+    figures (scaled by `time_scale`), applied to this size's."""
     table = expected_generation_seconds(resolution, duration) * time_scale
-    prior = Expectation.around(table)
     own = [ready for ready in history if (ready.resolution, ready.duration) == (resolution, duration)]
     if len(own) >= OWN_HISTORY:
-        return learned_expectation([ready.seconds for ready in own], prior, precision=[r.precision for r in own])
-    ratios = [ready.seconds / (expected_generation_seconds(*ready[:2]) * time_scale) for ready in history]
-    learnt = learned_expectation(ratios, Expectation.around(1.0), precision=[ready.precision for ready in history])
+        return learned_expectation([(ready.low, ready.high) for ready in own], Expectation.around(table))
+    ratios: list[Bounds] = []
+    for ready in history:
+        size_table = expected_generation_seconds(ready.resolution, ready.duration) * time_scale
+        ratios.append((ready.low / size_table, ready.high / size_table))
+    learnt = learned_expectation(ratios, Expectation.around(1.0))
     return Expectation(learnt.early * table, learnt.typical * table, learnt.late * table)
 
 

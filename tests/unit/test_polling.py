@@ -1,5 +1,6 @@
 """The polling schedule and the expectation it is built from: an early look, dense looks where completions are
-likely, backing off when late; learnt from recent ready times. Simulated time only."""
+likely, backing off when late; learnt from recent ready times, each known between two looks. Simulated time
+only."""
 
 from __future__ import annotations
 
@@ -124,6 +125,49 @@ def test_the_estimate_converges_on_the_recent_distribution(low: float, high: flo
     assert learnt.early == pytest.approx(low + EARLY_QUANTILE * spread, abs=0.25 * spread)
     assert learnt.typical == pytest.approx((low + high) / 2, abs=0.25 * spread)
     assert learnt.late == pytest.approx(low + LATE_QUANTILE * spread, abs=0.25 * spread)
+
+
+@pytest.mark.parametrize(("low", "high"), [(15.0, 25.0), (31.0, 39.0), (60.0, 80.0)])
+def test_narrow_bounds_converge_on_the_recent_distribution(low: float, high: float) -> None:
+    # Once the window is known, looks a second apart bracket each ready time closely.
+    samples = ready_times(random.Random(7), low, high, 50)
+
+    learnt = learned_expectation([(seconds - 0.5, seconds + 0.5) for seconds in samples], Expectation.around(35.0))
+
+    spread = high - low
+    assert learnt.early == pytest.approx(low + EARLY_QUANTILE * spread, abs=0.25 * spread)
+    assert learnt.typical == pytest.approx((low + high) / 2, abs=0.25 * spread)
+    assert learnt.late == pytest.approx(low + LATE_QUANTILE * spread, abs=0.25 * spread)
+
+
+def test_wide_bounds_widen_the_window_around_the_same_middle() -> None:
+    samples = ready_times(random.Random(17), 31.0, 39.0, 30)
+    prior = Expectation.around(35.0)
+
+    narrow = learned_expectation([(seconds - 0.5, seconds + 0.5) for seconds in samples], prior)
+    wide = learned_expectation([(seconds - 6.0, seconds + 6.0) for seconds in samples], prior)
+
+    assert wide.early < narrow.early - 0.5
+    assert wide.late > narrow.late + 1.0
+    assert wide.typical == pytest.approx(narrow.typical, abs=1.0)
+
+
+def test_a_batch_seen_only_through_one_gap_widens_the_window_instead_of_collapsing_it() -> None:
+    # The schedule once looked at 14 s, then not before 28 s: every video of a fast first batch was "ready between 14
+    # and 28 s". Read as that gap's middle, twelve such times made a window of one point, 21 s, and the next videos
+    # were looked for only then. Read as what they are, they say "somewhere in 14-28 s".
+    history = [ReadyTime("720p", 5, 21.0, 14.0) for _ in range(12)]
+
+    learnt = expectation_from_history(history, "720p", 5)
+
+    assert learnt.early <= 16.0
+    assert learnt.late >= 26.0
+
+
+def test_a_ready_time_is_known_between_two_looks() -> None:
+    ready = ReadyTime("720p", 5, 21.0, 14.0)
+
+    assert (ready.low, ready.high) == (14.0, 28.0)
 
 
 def test_one_outlier_does_not_wreck_the_estimate() -> None:
