@@ -33,11 +33,11 @@ DEFAULT_EXPECTED_SECONDS: Final = 35.0
 # prior's window spans that range, around the table's own figure.
 _PRIOR_EARLY: Final = 0.5
 _PRIOR_LATE: Final = 2.0
-# The quantiles of the learnt distribution the dense window spans: 10 % of videos finish before it, 10 % after.
-# (No narrower: the newest generation weighs about 7 % of a long history, and one outlier must not move a bound. No
-# wider either: at 0.5x the documented times, where the provider's loop needs only 3 or 4 looks, a wider window
-# costs more looks than the lag it saves.)
-EARLY_QUANTILE: Final = 0.1
+# The quantiles of the learnt distribution the dense window spans: 5 % of videos finish before it, 10 % after. Not
+# symmetric: a video ready before the window waits for it to open, while one ready after it is still looked for
+# every second or two (the back-off starts from the dense interval). No wider: at 0.5x the documented times, where
+# the provider's loop needs only 3 or 4 looks, a wider window costs more looks than the lag it saves.
+EARLY_QUANTILE: Final = 0.05
 LATE_QUANTILE: Final = 0.9
 # A generation's weight halves every this many newer ones: recent speed counts, older speed fades.
 HALF_LIFE_GENERATIONS: Final = 10.0
