@@ -1,17 +1,21 @@
 """The polling schedule and the expectation it is built from: an early look, dense looks where completions are
-likely, backing off when late; learnt from recent ready times. Simulated time only."""
+likely, backing off when late; learnt from recent ready times, each known between two looks; hedging across half to
+twice the table's times while there is no such history. Simulated time only."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import statistics
+from dataclasses import dataclass
 
 import pytest
 
 from pixverse_mcp.polling import (
     DEFAULT_EXPECTED_SECONDS,
     EARLY_QUANTILE,
+    ENOUGH_HISTORY,
     EXPECTED_GENERATION_SECONDS,
     LATE_QUANTILE,
     Expectation,
@@ -62,9 +66,14 @@ def test_in_the_window_looks_are_dense(elapsed: float) -> None:
     assert POLICY.floor_seconds <= POLICY.dense_seconds(ON_TIME) <= POLICY.max_dense_seconds
 
 
-def test_a_wide_window_is_capped_at_the_densest_useful_interval_and_a_narrow_one_at_the_floor() -> None:
-    assert POLICY.dense_seconds(Expectation(60.0, 70.0, 80.0)) == POLICY.max_dense_seconds
+def test_a_window_is_polled_at_the_floor_unless_it_opens_far_before_its_middle() -> None:
+    # A window learnt from rough times can open well before most videos are ready: polled every second from there,
+    # a fast upstream's videos would cost twice the provider's looks. Never sparser than half its interval, though.
+    assert POLICY.dense_seconds(Expectation(60.0, 70.0, 80.0)) == POLICY.floor_seconds
     assert POLICY.dense_seconds(Expectation(34.9, 35.0, 35.1)) == POLICY.floor_seconds
+    assert POLICY.floor_seconds < POLICY.dense_seconds(Expectation(12.0, 17.5, 20.0)) < POLICY.max_dense_seconds
+    assert POLICY.dense_seconds(Expectation(1.0, 35.0, 40.0)) == POLICY.max_dense_seconds
+    assert POLICY.max_dense_seconds == POLICY.provider_interval_seconds / 2
 
 
 @pytest.mark.parametrize(("late_by", "delay"), [(0.0, 1.0), (4.0, 2.0), (20.0, 6.0), (56.0, 15.0), (1e6, 15.0)])
@@ -83,6 +92,66 @@ def test_the_delay_is_never_below_the_scaled_floor_nor_above_the_scaled_cap(time
     for step in range(3000):
         delay = policy.next_delay(step * expectation.typical / 1000, expectation)
         assert policy.floor_seconds * time_scale - EPSILON <= delay <= policy.max_interval_seconds * time_scale
+
+
+# --- without a settled window: the table is only a guess ---------------------------------------------------------
+
+
+def looks_until(policy: PollingPolicy, expectation: Expectation, finishes_at: float) -> list[float]:
+    """The times of our looks, from the create's answer until the first one at or after `finishes_at`."""
+    looks = [policy.next_delay(0.0, expectation)]
+    while looks[-1] < finishes_at:
+        looks.append(looks[-1] + policy.next_delay(looks[-1], expectation))
+        assert len(looks) < 10_000, "the schedule never reached the finish"
+    return looks
+
+
+def test_the_prior_spans_half_to_twice_the_table_and_is_not_settled() -> None:
+    prior = POLICY.expectation("720p", 5)
+
+    assert (prior.early, prior.typical, prior.late) == (17.5, 35.0, 70.0)
+    assert not prior.settled
+    assert Expectation(31.0, 35.0, 39.0).settled  # a window given outright is one to poll densely
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 0.1, 0.04])
+@pytest.mark.parametrize("size", list(EXPECTED_GENERATION_SECONDS))
+def test_without_a_settled_window_no_gap_is_longer_than_the_providers_own(
+    size: tuple[str, int], time_scale: float
+) -> None:
+    # Whatever the upstream's speed (a failure at once, a video at 0.3x or at 4x the table), never noticed later
+    # than by the provider's own loop; and between half and twice the table, at least twice as soon.
+    policy = PollingPolicy(time_scale=time_scale)
+    prior = policy.expectation(*size)
+    looks = looks_until(policy, prior, 4 * prior.late)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise([0.0, *looks])]
+    assert max(gaps) <= policy.provider_interval_seconds * time_scale + EPSILON
+    likely = [later - earlier for earlier, later in itertools.pairwise(looks) if prior.early <= earlier < prior.late]
+    assert max(likely) <= policy.max_dense_seconds * time_scale + EPSILON
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 0.1, 0.04])
+@pytest.mark.parametrize("size", list(EXPECTED_GENERATION_SECONDS))
+def test_without_a_settled_window_a_video_ready_at_the_tables_time_is_noticed_within_the_floor(
+    size: tuple[str, int], time_scale: float
+) -> None:
+    policy = PollingPolicy(time_scale=time_scale)
+    prior = policy.expectation(*size)
+
+    looks = looks_until(policy, prior, prior.typical)
+
+    assert looks[-1] - prior.typical <= policy.floor_seconds * time_scale + EPSILON
+
+
+def test_without_a_settled_window_looks_spread_out_away_from_the_tables_time() -> None:
+    prior = POLICY.expectation("720p", 5)
+    delays = [POLICY.next_delay(prior.typical + offset, prior) for offset in (0.0, 1.0, 3.0, 10.0)]
+
+    assert delays[0] == POLICY.floor_seconds
+    assert delays == sorted(delays)
+    assert delays[-1] == POLICY.max_dense_seconds
+    assert POLICY.next_delay(prior.typical - 3.0, prior) == pytest.approx(delays[2])
 
 
 # --- the prior: the documented table ------------------------------------------------------------------------------
@@ -124,6 +193,57 @@ def test_the_estimate_converges_on_the_recent_distribution(low: float, high: flo
     assert learnt.early == pytest.approx(low + EARLY_QUANTILE * spread, abs=0.25 * spread)
     assert learnt.typical == pytest.approx((low + high) / 2, abs=0.25 * spread)
     assert learnt.late == pytest.approx(low + LATE_QUANTILE * spread, abs=0.25 * spread)
+
+
+@pytest.mark.parametrize(("low", "high"), [(15.0, 25.0), (31.0, 39.0), (60.0, 80.0)])
+def test_narrow_bounds_converge_on_the_recent_distribution(low: float, high: float) -> None:
+    # Once the window is known, looks a second apart bracket each ready time closely.
+    samples = ready_times(random.Random(7), low, high, 50)
+
+    learnt = learned_expectation([(seconds - 0.5, seconds + 0.5) for seconds in samples], Expectation.around(35.0))
+
+    spread = high - low
+    assert learnt.early == pytest.approx(low + EARLY_QUANTILE * spread, abs=0.25 * spread)
+    assert learnt.typical == pytest.approx((low + high) / 2, abs=0.25 * spread)
+    assert learnt.late == pytest.approx(low + LATE_QUANTILE * spread, abs=0.25 * spread)
+
+
+def test_wide_bounds_widen_the_window_around_the_same_middle() -> None:
+    samples = ready_times(random.Random(17), 31.0, 39.0, 30)
+    prior = Expectation.around(35.0)
+
+    narrow = learned_expectation([(seconds - 0.5, seconds + 0.5) for seconds in samples], prior)
+    wide = learned_expectation([(seconds - 6.0, seconds + 6.0) for seconds in samples], prior)
+
+    assert wide.early < narrow.early - 0.5
+    assert wide.late > narrow.late + 1.0
+    assert wide.typical == pytest.approx(narrow.typical, abs=1.0)
+
+
+def test_a_batch_seen_only_through_one_gap_widens_the_window_instead_of_collapsing_it() -> None:
+    # The schedule once looked at 14 s, then not before 28 s: every video of a fast first batch was "ready between 14
+    # and 28 s". Read as that gap's middle, twelve such times made a window of one point, 21 s, and the next videos
+    # were looked for only then. Read as what they are, they say "somewhere in 14-28 s".
+    history = [ReadyTime("720p", 5, 21.0, 14.0) for _ in range(12)]
+
+    learnt = expectation_from_history(history, "720p", 5)
+
+    assert learnt.settled
+    assert learnt.early <= 16.0
+    assert learnt.late >= 26.0
+
+
+def test_a_ready_time_is_known_between_two_looks() -> None:
+    ready = ReadyTime("720p", 5, 21.0, 14.0)
+
+    assert (ready.low, ready.high) == (14.0, 28.0)
+
+
+def test_until_there_is_enough_history_the_window_is_not_settled() -> None:
+    prior = Expectation.around(35.0)
+
+    assert not learned_expectation([(17.0, 18.0)] * (ENOUGH_HISTORY - 1), prior).settled
+    assert learned_expectation([(17.0, 18.0)] * ENOUGH_HISTORY, prior).settled
 
 
 def test_one_outlier_does_not_wreck_the_estimate() -> None:
@@ -221,3 +341,98 @@ def test_a_ready_time_known_only_roughly_counts_less_than_a_precise_one() -> Non
     assert evenly.early == 11.0  # counted in full, the rough ones would open the window 4 s too soon
     assert learnt.early >= 15.0
     assert learnt.late <= 20.0
+
+
+# --- a fresh journal, against the provider's 10 s loop ------------------------------------------------------------
+
+# The sizes of the benchmark's mix (P3): the two the provider documents, and one it does not.
+MIX = [("720p", 5), ("720p", 5), ("1080p", 5), ("540p", 8)]
+
+
+@dataclass
+class Tally:
+    """Requests and lag, summed over videos, for us and for the provider's loop waiting for the same videos."""
+
+    requests: int = 0
+    lag: float = 0.0
+    loop_requests: int = 0
+    loop_lag: float = 0.0
+
+    def add(self, other: Tally) -> None:
+        self.requests += other.requests
+        self.lag += other.lag
+        self.loop_requests += other.loop_requests
+        self.loop_lag += other.loop_lag
+
+    @property
+    def lag_ratio(self) -> float:
+        return self.lag / self.loop_lag
+
+    @property
+    def request_ratio(self) -> float:
+        return self.requests / self.loop_requests
+
+
+@functools.cache
+def fresh_journals(factor: float, journals: int = 20, dozens: int = 4) -> list[Tally]:
+    """Per dozen, over `journals` fresh journals: each dozen's twelve videos (P3's mix, each `factor` x its table
+    time, +-15 %) start at once on what the journal knows from the dozens before, each ready time journaled between
+    the last look that saw it running and the first that saw it done."""
+    tallies = [Tally() for _ in range(dozens)]
+    for seed in range(journals):
+        rng = random.Random(seed)
+        history: list[ReadyTime] = []
+        for tally in tallies:
+            seen: list[ReadyTime] = []
+            for resolution, duration in MIX * 3:
+                expectation = expectation_from_history(history, resolution, duration)
+                finishes_at = factor * expected_generation_seconds(resolution, duration) * rng.uniform(0.85, 1.15)
+                looks = looks_until(POLICY, expectation, finishes_at)
+                loop_requests, loop_lag = simulate(BASELINE_INTERVAL, expectation, finishes_at)
+                tally.add(Tally(len(looks), looks[-1] - finishes_at, loop_requests, loop_lag))
+                running = looks[-2] if len(looks) > 1 else 0.0
+                seen.append(ReadyTime(resolution, duration, (running + looks[-1]) / 2, looks[-1] - running))
+            history = sorted(seen, key=lambda ready: ready.high, reverse=True) + history  # newest first
+    return tallies
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0], ids=["0.5x", "1x", "2x"])
+def test_a_fresh_journal_notices_its_first_dozen_no_later_than_the_10s_loop_at_most_twice_its_requests(
+    factor: float,
+) -> None:
+    first = fresh_journals(factor)[0]
+
+    assert first.lag_ratio <= 1.0
+    assert first.request_ratio <= 2.0
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0], ids=["0.5x", "1x", "2x"])
+def test_its_second_dozen_has_learnt_from_the_first_a_fifth_of_the_lag_at_most_twice_the_requests(
+    factor: float,
+) -> None:
+    second = fresh_journals(factor)[1]
+
+    assert second.lag_ratio <= 0.2
+    assert second.request_ratio <= 2.0
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0], ids=["0.5x", "1x", "2x"])
+def test_after_the_first_two_dozens_it_stays_learnt(factor: float) -> None:
+    later = Tally()
+    for tally in fresh_journals(factor)[2:]:
+        later.add(tally)
+
+    assert later.lag_ratio <= 0.2
+    assert later.request_ratio <= 2.0
+
+
+@pytest.mark.parametrize("factor", [0.3, 3.0], ids=["0.3x", "3x"])
+def test_outside_the_range_it_was_designed_for_a_fresh_journal_still_copes(factor: float) -> None:
+    # Half to twice the table is what the prior hedges across; beyond it the first dozen is noticed about as late as
+    # by the provider's loop (never a gap longer than its own), and the second has learnt the new speed.
+    first, second, *_ = fresh_journals(factor)
+
+    assert first.lag_ratio <= 1.2
+    assert first.request_ratio <= 2.0
+    assert second.lag_ratio <= 0.25
+    assert second.request_ratio <= 2.0
