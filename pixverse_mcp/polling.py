@@ -65,6 +65,8 @@ class ReadyTime(NamedTuple):
     """The middle of that span."""
     span: float
     """That span's width in seconds."""
+    model: str | None = None
+    """The model that made it (None in the journals of versions that knew one model)."""
 
     @property
     def low(self) -> float:
@@ -192,13 +194,23 @@ class _Distribution:
 
 
 def expectation_from_history(
-    history: Sequence[ReadyTime], resolution: str, duration: int, *, time_scale: float = 1.0
+    history: Sequence[ReadyTime],
+    resolution: str,
+    duration: int,
+    *,
+    time_scale: float = 1.0,
+    model: str | None = None,
 ) -> Expectation:
-    """The expectation for one size from recent generations of every size (newest first), each known between two
-    looks: its own times once it has `OWN_HISTORY` of them, else every size's times as multiples of their table
-    figures (scaled by `time_scale`), applied to this size's."""
+    """The expectation for one model and size from recent generations of every model and size (newest first), each
+    known between two looks: its own times once it has `OWN_HISTORY` of them, else every generation's time as a
+    multiple of its size's table figure (scaled by `time_scale`), applied to this size's (the upstream's load slows
+    every model and size alike). `model` None: the size's times, whatever model made them."""
     table = expected_generation_seconds(resolution, duration) * time_scale
-    own = [ready for ready in history if (ready.resolution, ready.duration) == (resolution, duration)]
+    own = [
+        ready
+        for ready in history
+        if (ready.resolution, ready.duration) == (resolution, duration) and model in (None, ready.model or model)
+    ]
     if len(own) >= OWN_HISTORY:
         return learned_expectation([(ready.low, ready.high) for ready in own], Expectation.around(table))
     ratios: list[Bounds] = []

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import anyio
 
-from pixverse_mcp.models import request_size
+from pixverse_mcp.models import request_model, request_size
 from pixverse_mcp.polling import Expectation, PollingPolicy, ReadyTime, expectation_from_history
 from pixverse_mcp.storage import Storage, StorageError
 
@@ -40,7 +40,13 @@ class Expectations:
             except StorageError:
                 history = []
             self._history = (now, history)
-        return expectation_from_history(self._history[1], resolution, duration, time_scale=self._policy.time_scale)
+        return expectation_from_history(
+            self._history[1],
+            resolution,
+            duration,
+            time_scale=self._policy.time_scale,
+            model=request_model(request) if request else None,
+        )
 
     def forget(self) -> None:
         """Read the history again next time."""

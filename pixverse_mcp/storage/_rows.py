@@ -62,8 +62,13 @@ def ready_time(row: Any) -> ReadyTime:
     the first that saw it done."""
     created, completed = float(row["created_at"]), float(row["completed_at"])
     running = max(created, float(row["pending_until"] if row["pending_until"] is not None else created))
+    model = row["model"]
     return ReadyTime(
-        str(row["resolution"]), int(row["duration"]), (running + completed) / 2 - created, abs(completed - running)
+        str(row["resolution"]),
+        int(row["duration"]),
+        (running + completed) / 2 - created,
+        abs(completed - running),
+        model if isinstance(model, str) else None,
     )
 
 

@@ -436,3 +436,17 @@ def test_outside_the_range_it_was_designed_for_a_fresh_journal_still_copes(facto
     assert first.request_ratio <= 2.0
     assert second.lag_ratio <= 0.25
     assert second.request_ratio <= 2.0
+
+
+def test_each_model_learns_its_own_times_once_it_has_enough() -> None:
+    # v5.5 runs at twice the table, v5 at the table: each size-and-model learns its own once it has enough.
+    table = expected_generation_seconds("720p", 5)
+    v5 = [ReadyTime("720p", 5, table, 0.5, "pixverse/v5/text-to-video") for _ in range(12)]
+    v55 = [ReadyTime("720p", 5, 2 * table, 0.5, "pixverse/v5.5/text-to-video") for _ in range(12)]
+    history = [ready for pair in zip(v5, v55, strict=True) for ready in pair]
+
+    slow = expectation_from_history(history, "720p", 5, model="pixverse/v5.5/text-to-video")
+    usual = expectation_from_history(history, "720p", 5, model="pixverse/v5/text-to-video")
+
+    assert slow.typical == pytest.approx(2 * table, rel=0.05)
+    assert usual.typical == pytest.approx(table, rel=0.05)

@@ -321,7 +321,7 @@ async def test_status_changes_are_kept_in_order_with_the_first_completion_time(s
     # Never seen running after the create: ready somewhere between the create and the first done look.
     took = entry.completed_at - entry.created_at
     [ready] = await storage.ready_times(limit=10)
-    assert ready == ("720p", 5, pytest.approx(took / 2, abs=1e-3), pytest.approx(took, abs=1e-3))
+    assert ready == ("720p", 5, pytest.approx(took / 2, abs=1e-3), pytest.approx(took, abs=1e-3), BODY["model"])
 
 
 async def test_a_ready_time_is_the_middle_of_the_last_pending_look_and_the_first_done_one(storage: Storage) -> None:
@@ -337,7 +337,8 @@ async def test_a_ready_time_is_the_middle_of_the_last_pending_look_and_the_first
     finished = await storage.get("gen-1:pixverse/v5/text-to-video")
     assert finished is not None
     assert finished.completed_at is not None
-    [(_, _, took, span)] = await storage.ready_times(limit=10)
+    [(_, _, took, span, model)] = await storage.ready_times(limit=10)
+    assert model == "pixverse/v5/text-to-video"
     assert took == pytest.approx((pending_until + finished.completed_at) / 2 - finished.created_at)
     assert span == pytest.approx(abs(finished.completed_at - pending_until))
 
