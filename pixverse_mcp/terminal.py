@@ -270,9 +270,9 @@ def _report(outcome: Outcome, session: _Session, errors: Console) -> int:
 
 async def _list(app: App, args: argparse.Namespace, errors: Console) -> int:
     """A table on a terminal; one tab-separated line per generation for a script (created, status, id, video,
-    prompt: the prompt last, as the one field that may contain spaces). Creates without an answer are listed with
-    their state (`settling`, `never_received`; no id). The spend per UTC day follows, on stdout too: a table on a
-    terminal, lines starting with `#` for a script."""
+    model, prompt: the prompt last, as the one field that may contain spaces). Creates without an answer are listed
+    with their state (`settling`, `never_received`; no id). The spend per UTC day follows, on stdout too: a table on
+    a terminal, lines starting with `#` for a script."""
     storage = app.storage
     try:
         videos = [journal_video(entry) for entry in await storage.recent(limit=args.limit)]
@@ -282,23 +282,30 @@ async def _list(app: App, args: argparse.Namespace, errors: Console) -> int:
         errors.print(str(exc))
         return ExitCode.CONFIGURATION
     rows = [
-        (video.created_at, video.status.value, video.generation_id, video.local_path or video.video_url, video.prompt)
+        (
+            video.created_at,
+            video.status.value,
+            video.generation_id,
+            video.local_path or video.video_url,
+            _short_model(video.model),
+            video.prompt,
+        )
         for video in videos
-    ] + [(create.created_at, create.state, None, None, create.prompt) for create in uncertain]
+    ] + [(create.created_at, create.state, None, None, None, create.prompt) for create in uncertain]
     rows = sorted(rows, key=lambda row: row[0], reverse=True)[: args.limit]
     if not sys.stdout.isatty():
-        for created, status, generation_id, where, prompt in rows:
-            fields = [created, status, generation_id, where]
+        for created, status, generation_id, where, model, prompt in rows:
+            fields = [created, status, generation_id, where, model]
             print("\t".join([*(field or "-" for field in fields), " ".join((prompt or "").split())]))
         for day, spent, count in spend:
             print(f"# spent {day}: {dollars(spent)} ({count} videos)")
         return ExitCode.DONE
-    table = Table("created (UTC)", "status", "prompt")
+    table = Table("created (UTC)", "status", "model", "prompt")
     # Ids and paths are for copying: fold them onto more lines rather than cut them short.
     table.add_column("generation id", overflow="fold")
     table.add_column("video", overflow="fold")
-    for created, status, generation_id, where, prompt in rows:
-        table.add_row(created, status, (prompt or "")[:40], generation_id or "-", where or "")
+    for created, status, generation_id, where, model, prompt in rows:
+        table.add_row(created, status, model or "", (prompt or "")[:40], generation_id or "-", where or "")
     console = Console()
     console.print(table)
     if any(create.state == "settling" for create in uncertain):
@@ -332,6 +339,11 @@ def resume_command(generation_id: str, *, program: str, sandbox: bool) -> str:
     """The exact command that picks a running generation up again, as this user ran this one (`program`)."""
     flags = " --sandbox" if sandbox else ""
     return f"{program} status '{generation_id}' --wait 120{flags}"
+
+
+def _short_model(model: str | None) -> str | None:
+    """`v5.5/image-to-video` for `pixverse/v5.5/image-to-video`: the family is implied."""
+    return model.removeprefix("pixverse/") if model else None
 
 
 def exit_code_for(error: PixVerseError) -> int:

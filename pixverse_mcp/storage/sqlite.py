@@ -7,13 +7,17 @@ pay once and poll once. WAL lets them read meanwhile. The file is opened on firs
 
 Migrations are numbered; the file's `user_version` says which have run. A file from a newer version of this program
 is never touched (a `StorageError` says so), and an unreadable file is never reset: the error names it. A file that
-reports damage is not used for creates again in this process: no paid id may depend on it.
+reports damage (an operation that hits a bad page, or the integrity check run in the background when the file is
+first opened) takes no more creates in this process: no paid id may depend on it (an id already answered goes to
+the spool).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -179,7 +183,22 @@ class SqliteStorage(SqlStorage):
                 connection.close()
                 raise
             self._connection = connection
+            threading.Thread(target=self._check_integrity, name="journal-check", daemon=True).start()
         return self._connection
+
+    def _check_integrity(self) -> None:
+        """`PRAGMA quick_check` on a connection of its own (a big journal takes a moment; nothing waits for it)."""
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=self._busy_seconds)) as checker:
+                verdict = [str(row[0]) for row in checker.execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as exc:
+            verdict = [str(exc)]
+        if verdict != ["ok"]:
+            logger.error("the journal at %s is damaged: %s", self.path, "; ".join(verdict))
+            self._damage = (
+                f"The journal at {self.path} is damaged ({verdict[0]}): no video is created until it is replaced. "
+                "Move it aside (the server starts a new one; the old file keeps your generation ids) or restore a copy."
+            )
 
     async def wait_for_change(self, generation_id: str, *, timeout: float) -> None:
         # No notifications between SQLite processes: a short read loop is the honest answer.

@@ -115,8 +115,8 @@ def test_list_prints_the_journal_without_needing_a_key(sandbox: RunningSandbox, 
     (line, spend) = finished.stdout.splitlines()  # not a terminal: a tab-separated line per generation, then spend
     assert spend.startswith("# spent ")
     assert "$0.42 (1 videos)" in spend
-    created, status, generation_id, video, prompt = line.split("\t")
-    assert (status, prompt) == ("completed", "a lighthouse at dusk")
+    created, status, generation_id, video, model, prompt = line.split("\t")
+    assert (status, model, prompt) == ("completed", "v5/text-to-video", "a lighthouse at dusk")
     assert created.endswith("+00:00")
     assert generation_id in sandbox.state.generations
     assert Path(video).is_file()
@@ -322,3 +322,30 @@ def test_balance_prints_the_account_and_the_day(sandbox: RunningSandbox, tmp_pat
     assert "balance: $99.58" in finished.stdout
     assert "spent today (UTC): $0.42" in finished.stdout
     assert "daily cap: $5.00 ($4.58 left)" in finished.stdout
+
+
+def test_the_family_from_the_terminal(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    from PIL import Image
+
+    env = server_env(sandbox, tmp_path)
+    first, last = tmp_path / "first.png", tmp_path / "last.png"
+    Image.new("RGB", (32, 18), (200, 80, 40)).save(first)
+    Image.new("RGB", (32, 18), (40, 80, 200)).save(last)
+
+    sound = run(
+        env, "generate", "waves", "--image", str(first), "--model-version", "v5.5", "--duration", "10", "--audio"
+    )
+    joined = run(env, "generate", "day to night", "--image", str(first), "--last-frame", str(last))
+    made = [line.split("\t") for line in run(env, "list").stdout.splitlines() if not line.startswith("#")]
+    [transition_id] = [row[2] for row in made if row[4] == "v5/transition"]
+    spoken = run(env, "lip-sync", transition_id, "--text", "Good evening.", "--voice", "Ava")
+
+    assert sound.returncode == joined.returncode == spoken.returncode == 0, sound.stderr + joined.stderr + spoken.stderr
+    bodies = [record.body for record in sandbox.state.generations.values()]
+    [with_sound] = [body for body in bodies if body["model"] == "pixverse/v5.5/image-to-video"]
+    assert (with_sound["duration"], with_sound["generate_audio_switch"]) == (10, True)
+    assert with_sound["image_url"].startswith("data:image/png;base64,")
+    [transition] = [body for body in bodies if body["model"] == "pixverse/v5/transition"]
+    assert transition["tail_image_url"].startswith("data:image/png;base64,")
+    [lip_sync] = [body for body in bodies if body["model"] == "pixverse/lip-sync"]
+    assert (lip_sync["lip_sync_tts_content"], lip_sync["lip_sync_tts_speaker"]) == ("Good evening.", "Ava")

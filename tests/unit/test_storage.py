@@ -464,3 +464,51 @@ async def test_a_corrupt_journal_is_a_storage_error_naming_the_file(tmp_path: Pa
     with pytest.raises(StorageError, match=str(path)):
         await store.recent()
     await store.close()
+
+
+async def test_a_journal_with_a_damaged_page_takes_no_more_creates(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    store = open_storage(None, path)
+    for index in range(300):
+        await create(store, created(f"gen-{index}", error="x" * 200), key=f"key-{index}")
+    await store.close()
+    size = path.stat().st_size
+    with path.open("r+b") as journal:  # one page in the middle, overwritten as a failing disk would
+        journal.seek((size // 4096 // 2) * 4096)
+        journal.write(b"\xde\xad\xbe\xef" * 1024)
+    damaged = open_storage(None, path)
+
+    async def claim_until_refused() -> None:
+        with anyio.fail_after(10):
+            while True:  # the background check (or the first read of the bad page) marks it damaged
+                await claim(damaged, "key-after-damage")
+                await anyio.sleep(0.1)
+
+    try:
+        with pytest.raises(StorageError):
+            await claim_until_refused()
+    finally:
+        await damaged.close()
+
+
+async def test_a_database_recreated_empty_is_migrated_again_without_a_restart(
+    postgres: RunningPostgres, tmp_path: Path
+) -> None:
+    import asyncpg
+
+    url = postgres.new_database()
+    store = open_storage(url, tmp_path / "unused.sqlite3")
+    try:
+        await create(store, created("gen-before"))
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            await connection.close()
+
+        await create(store, created("gen-after"))
+
+        assert await store.get("gen-after") is not None
+        assert await store.get("gen-before") is None
+    finally:
+        await store.close()
