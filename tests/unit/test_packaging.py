@@ -72,3 +72,14 @@ def test_the_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [variable for variable in ENVIRONMENT_VARIABLES if f"`{variable}`" not in readme]
     assert missing == []
+
+
+def test_the_readme_carries_the_name_the_registry_checks() -> None:
+    # The MCP registry verifies a PyPI package through an `mcp-name: <server name>` line in its README.
+    assert f"mcp-name: {_server_json()['name']}" in (ROOT / "README.md").read_text()
+
+
+def test_no_repository_url_is_invented() -> None:
+    shipped = [ROOT / "README.md", ROOT / "server.json", ROOT / "pyproject.toml", *(ROOT / "examples").iterdir()]
+    for path in shipped:
+        assert "github.com/pixverse-mcp" not in path.read_text(), path
