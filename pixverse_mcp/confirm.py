@@ -69,7 +69,7 @@ class NotAsked:
     cannot be asked), else `reason` says why it must not (the cap, an input)."""
 
     allowed: bool
-    reason: Literal["off", "cannot_ask", "over_cap", "invalid_input", "no_key"] = "off"
+    reason: Literal["off", "cannot_ask", "over_cap", "invalid_input", "no_key", "replayed"] = "off"
     spent_usd: float = 0.0
     estimate_usd: float = 0.0
 
@@ -141,14 +141,18 @@ async def ask_before_paying(ctx: Context[Any, Any], roots: Roots) -> Elicit[Paid
         return NotAsked(allowed=True, reason="cannot_ask")
     if app.service is None:
         return NotAsked(allowed=False, reason="no_key")
+    token = confirmation_token(ctx)
+    if token is not None and await _already_paid(app, token):
+        # A replay of an answer that paid already (a retry after a timeout): no question, the create it paid for.
+        return NotAsked(allowed=True, reason="replayed")
     arguments = _arguments(ctx)
     request = _request(arguments)
     try:
         prepared = await app.service.prepare(request, folders=await roots_now(ctx, roots))
     except PixVerseError:
         return NotAsked(allowed=False, reason="invalid_input")
-    spent = await app.service.spending.over_cap(prepared.estimate)
-    if spent is not None:
+    spent = await app.service.spending.over_cap(prepared.estimate) if token is None else None
+    if spent is not None:  # (on the answer's round the claim decides: the answer may have paid already)
         return NotAsked(False, "over_cap", spent_usd=spent, estimate_usd=prepared.estimate.usd)
     question = Elicit(_question(request, prepared.estimate.usd), PaidConfirmation)
     if _round_trips(ctx):
@@ -191,6 +195,20 @@ def decision_of(answer: ElicitationResult[Any]) -> Decision:
 def said_yes(decision: Decision) -> bool:
     """Whether the user was asked and ticked the box (a real `true`: "yes", 1 and "true" are not)."""
     return isinstance(decision, Answered | PaidConfirmation) and decision.confirm is True
+
+
+def bound_to(decision: Decision, ctx: Context[Any, Any]) -> str | None:
+    """The confirmation a create must be bound to (so it pays once): the user's yes, or a replay of one."""
+    replayed = isinstance(decision, NotAsked) and decision.reason == "replayed"
+    return confirmation_token(ctx) if said_yes(decision) or replayed else None
+
+
+async def _already_paid(app: Any, token: str) -> bool:
+    try:
+        used: bool = await app.storage.confirmation_used(token)
+    except PixVerseError:
+        return False  # the claim will say what is wrong with storage
+    return used
 
 
 def asking_seconds(decision: Decision) -> float:

@@ -35,7 +35,7 @@ from pixverse_mcp.confirm import (
     Roots,
     Unanswered,
     asking_seconds,
-    confirmation_token,
+    bound_to,
     decision_of,
     roots_now,
     said_yes,
@@ -361,7 +361,7 @@ async def _begin(
             prepared,
             timeout=timeout,
             force_new=force_new,
-            confirmation=confirmation_token(ctx) if said_yes(decision) else None,
+            confirmation=bound_to(decision, ctx),
         )
     except InvalidArgumentError as exc:
         return refusal_result(f"Invalid arguments: {exc}")

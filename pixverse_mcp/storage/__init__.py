@@ -245,6 +245,9 @@ class Storage(Protocol):
     async def settle_absent(self, intent_id: str, *, detail: str) -> None:
         """Settling found no trace of it: the provider never received it (nothing charged, nothing to re-attach)."""
 
+    async def confirmation_used(self, confirmation: str) -> bool:
+        """Whether this confirmation already paid for a create (one that was not refused outright)."""
+
     async def pending_create(self, intent_id: str) -> PendingCreate | None:
         """An intent that has no generation (None once it became one or was forgotten)."""
 

@@ -230,6 +230,13 @@ class _Creates(_SqlBase):
 
         await self._run(op)
 
+    async def confirmation_used(self, confirmation: str) -> bool:
+        def op() -> Op[bool]:
+            found = yield row("SELECT 1 AS used FROM create_intents WHERE confirmation = ?", confirmation)
+            return found is not None
+
+        return await self._run(op)
+
     async def pending_create(self, intent_id: str) -> PendingCreate | None:
         def op() -> Op[PendingCreate | None]:
             found = yield row("SELECT * FROM create_intents WHERE id = ? AND generation_id IS NULL", intent_id)

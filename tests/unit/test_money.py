@@ -395,3 +395,26 @@ async def test_results_say_when_the_balance_runs_out_before_the_cap(tmp_path: Pa
 def test_a_setting_that_is_not_finite_or_in_range_is_refused_naming_it(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         load_settings({variable: value})
+
+
+async def test_a_replay_gets_its_video_even_when_the_cap_is_reached_since(
+    fast_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True, daily_budget_usd=0.50)
+    arguments = {"prompt": fresh("replayed at the cap")}
+    async with served(settings, mode=ROUND_TRIP, elicitation_callback=answering({"confirm": True})) as (client, _):
+        asked = await client.session.call_tool("create_video", arguments, allow_input_required=True)
+        assert isinstance(asked, types.InputRequiredResult)
+        [key] = asked.input_requests
+        answer = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+
+        async def answered() -> Any:
+            return await client.session.call_tool(
+                "create_video", arguments, input_responses=answer, request_state=asked.request_state
+            )
+
+        first, replayed = await answered(), await answered()  # $0.42 of $0.50 spent by the first
+
+    assert creates(fast_sandbox) == 1
+    assert structured(replayed)["generation_id"] == structured(first)["generation_id"]
+    assert structured(replayed)["reattached"] is True

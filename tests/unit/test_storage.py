@@ -278,6 +278,8 @@ async def test_one_confirmation_pays_for_one_create(storage: Storage) -> None:
     another_answer = await claim(storage, confirmation="answer-2")
 
     assert while_sending == CreateInProgress(first.intent_id)
+    assert await storage.confirmation_used("answer-1") is True
+    assert await storage.confirmation_used("never-given") is False
     assert isinstance(replayed, Reattach)
     assert replayed.entry.generation_id == "gen-1:pixverse/v5/text-to-video"
     assert isinstance(another_answer, Proceed)
