@@ -21,7 +21,7 @@ from mcp_types import CallToolResult
 from pydantic import BaseModel, Field, ValidationError
 from pydantic.fields import FieldInfo
 
-from pixverse_mcp.explain import describe_validation_error
+from pixverse_mcp.explain import allowed_values, describe_validation_error
 from pixverse_mcp.models import MAX_GENERATION_ID_LENGTH, NOT_BLANK, LipSyncRequest, VideoRequest
 from pixverse_mcp.results import not_created_result, refusal_result, safe_result
 
@@ -263,7 +263,9 @@ class StrictArgumentsTool(Tool):
             # The SDK reads a string that holds JSON ("null", "[1]") as that JSON: text is refused here first.
             types = _json_types(properties[name])
             if isinstance(value, str) and types and "string" not in types:
-                return f"`{name}`: should be {' or '.join(sorted(types))}, not text"
+                allowed = allowed_values(properties[name])
+                described = f"`{name}`: should be {' or '.join(sorted(types))}, not text"
+                return f"{described} (allowed: {allowed})" if allowed else described
         try:
             validated = self.fn_metadata.validate_arguments(arguments)
             model: type[BaseModel] | None = getattr(self.fn, "request_model", None)
