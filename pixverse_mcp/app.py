@@ -2,9 +2,9 @@
 
 Every front end (the MCP server, the HTTP hosting, the terminal) opens the app here and takes what it needs from it;
 none of them builds a client or opens storage of its own, and none imports another front end. Tests inject the HTTP
-transport, the sleep and the clock instead of patching anything. Opening the app reads nothing and connects to
-nothing; it starts the background work (settling uncertain creates, writing spooled ids, keeping the journal to its
-retention), which touches storage and the network only when there is something to do.
+transport, the sleep and the clock instead of patching anything. Opening the app connects to nothing; it starts
+the background work (settling uncertain creates a second later and then every few seconds, writing spooled ids,
+keeping the journal to its retention), which reaches the network only when there is something to do.
 """
 
 from __future__ import annotations

@@ -35,8 +35,10 @@ _CLOCK_SLACK_SECONDS: Final = 120.0
 _PAGES_PER_LOOK: Final = 20
 _PAGE_ROWS: Final = 100
 _LOOK_TIMEOUT_SECONDS: Final = 10.0
-# Without news, the pending creates are looked at this often (a create's own back-off decides when it is due).
+# Without news, the pending creates are looked at this often (a create's own back-off decides when it is due); the
+# first look waits a little, so that a process's first answer does not wait for the journal.
 _SWEEP_SECONDS: Final = 5.0
+_FIRST_SWEEP_SECONDS: Final = 1.0
 # How often a caller waiting for an identical create (its id, or its settling) looks again: soon at first, then
 # less often (a settling create may take minutes).
 _JOIN_FIRST_SECONDS: Final = 0.05
@@ -121,16 +123,18 @@ class Settler:
         )
 
     async def run(self) -> None:
-        """Settle what is pending now, then whenever woken or due, until cancelled."""
+        """Settle what is pending (a moment after start-up, so the first answer comes first), then whenever woken
+        or due, until cancelled."""
+        pause = _FIRST_SWEEP_SECONDS
         while True:
+            with anyio.move_on_after(pause):
+                await self._wake.wait()
+            self._wake = anyio.Event()
             try:
                 await self.sweep()
             except StorageError as exc:
                 logger.warning("settling waits for storage: %s", exc)
             pause = max(0.0, min(_SWEEP_SECONDS, self._next_due() - anyio.current_time()))
-            with anyio.move_on_after(pause):
-                await self._wake.wait()
-            self._wake = anyio.Event()
 
     async def sweep(self) -> int:
         """Look at every pending create that is due; returns how many were settled."""
