@@ -1,26 +1,50 @@
-"""Shared fixtures: a real sandbox over HTTP, and the real server as a subprocess over stdio."""
+"""Shared fixtures: the one place sandboxes and servers are made for tests.
+
+The factories:
+- sandboxes (`sandbox_factory`, and `sandbox` / `shared_sandbox` for one per test / per module): a real sandbox over
+  HTTP on a free loopback port, with the timings asked for. A module that needs other timings for its `sandbox` and
+  `shared_sandbox` says so once, as `SANDBOX = SandboxConfig(...)` at module level;
+- the server in process (`serve`, and `shared_server` / `client` / `app` for one per module): `build_server` over
+  `open_app` with the SDK's in-memory `Client`, settings from `tests.in_process.settings_for` plus overrides. A module
+  gives its shared server's setting overrides as `SERVER_SETTINGS = {...}` and client options as `CLIENT_OPTIONS`;
+- the server as a subprocess over stdio (`stdio_client`, with the environment from `server_env`);
+- the server as a subprocess over HTTP (`hosting` for any mode and environment, and `hosted`, one per HTTP mode a
+  test is parametrized with indirectly, with the module's `HOSTED_ENV`).
+
+Every tool result the SDK client receives, in process or over a transport, is checked against the tool's published
+outputSchema (`every_result_matches_its_output_schema`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, ExitStack, aclosing, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
 
+from pixverse_mcp.app import App
 from pixverse_mcp.models import AnyRequest
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
 from pixverse_mcp.service import Finished, Outcome, VideoService, WaitEvent
 from tests import result_schemas
+from tests.http_server import STATEFUL, HttpServer, Mode, served
+from tests.in_process import Served, Upstream, serving, settings_for
 from tests.postgres_server import RunningPostgres
 
 # Sandbox timings for tests: a generation takes about 1.3 s instead of 35 s.
 FAST_SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=1.0)
 # The polling schedule scaled the same way (1.3 s / 35 s).
 FAST_POLL_SCALE = "0.04"
+
+SandboxFactory = Callable[..., RunningSandbox]
+ServeFactory = Callable[..., AbstractAsyncContextManager[Served]]
+HostingFactory = Callable[..., HttpServer]
 
 
 @pytest.fixture(scope="session")
@@ -54,18 +78,89 @@ def every_result_matches_its_output_schema() -> Iterator[None]:
         Client.call_tool = original  # type: ignore[method-assign]
 
 
+# --- sandboxes ---------------------------------------------------------------------------------------------------
+
+
+def module_sandbox_config(request: pytest.FixtureRequest) -> SandboxConfig:
+    """The requesting module's `SANDBOX` timings, or `FAST_SANDBOX`: a copy, which a test may change."""
+    return dataclasses.replace(getattr(request.module, "SANDBOX", FAST_SANDBOX))
+
+
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    """A fresh sandbox on a free loopback port, serving real HTTP."""
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
+def sandbox_factory() -> Iterator[SandboxFactory]:
+    """`sandbox_factory(config=FAST_SANDBOX, **fields)`: a fresh sandbox on a free loopback port, serving real HTTP
+    with `config` changed by `fields` (timings, prices, balance, ...); each one is stopped when the test ends."""
+    with ExitStack() as stack:
+
+        def start(config: SandboxConfig = FAST_SANDBOX, /, **fields: Any) -> RunningSandbox:
+            return stack.enter_context(RunningSandbox(dataclasses.replace(config, **fields)))
+
+        yield start
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest, sandbox_factory: SandboxFactory) -> RunningSandbox:
+    """A fresh sandbox for this test (the module's `SANDBOX` timings, or `FAST_SANDBOX`)."""
+    return sandbox_factory(module_sandbox_config(request))
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox(request: pytest.FixtureRequest) -> Iterator[RunningSandbox]:
+    """One sandbox for a whole test module (the module's `SANDBOX` timings, or `FAST_SANDBOX`); its tests compare
+    request-count deltas, not totals, or reset it."""
+    with RunningSandbox(module_sandbox_config(request)) as running:
+        yield running
+
+
+# --- the server in process ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> ServeFactory:
+    """`async with serve(upstream, **setting_overrides) as served:` the real server in this process on `upstream` (a
+    sandbox, the hostile upstream, or None for no key), its state under this test's tmp_path; `served.client` is the
+    SDK's in-memory `Client`, `served.app` the app (storage, service). `client_options` (a dict) go to the `Client`,
+    `transport` and `sleep` to the app."""
+
+    def start(
+        upstream: RunningSandbox | Upstream | None,
+        *,
+        client_options: dict[str, Any] | None = None,
+        root: Path = tmp_path,
+        **overrides: Any,
+    ) -> AbstractAsyncContextManager[Served]:
+        transport, sleep = overrides.pop("transport", None), overrides.pop("sleep", None)
+        app_options = {"transport": transport} | ({"sleep": sleep} if sleep is not None else {})
+        return serving(settings_for(upstream, root, **overrides), **app_options, **(client_options or {}))
+
+    return start
+
+
+@pytest.fixture(scope="module")
+async def shared_server(
+    request: pytest.FixtureRequest, shared_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Served]:
+    """One server in process for a whole module, on its `shared_sandbox`, with the module's `SERVER_SETTINGS`
+    overrides and `CLIENT_OPTIONS`."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    settings = settings_for(shared_sandbox, root, **getattr(request.module, "SERVER_SETTINGS", {}))
+    async with serving(settings, **getattr(request.module, "CLIENT_OPTIONS", {})) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def shared_sandbox() -> Iterator[RunningSandbox]:
-    """One fast sandbox for a whole test module (tests compare request-count deltas, not totals)."""
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
-        yield running
+def client(shared_server: Served) -> Client:
+    """The SDK client of the module's shared in-process server."""
+    return shared_server.client
+
+
+@pytest.fixture(scope="module")
+def app(shared_server: Served) -> App:
+    """The app (storage, service, settings) of the module's shared in-process server."""
+    return shared_server.app
+
+
+# --- the server as a subprocess: stdio ---------------------------------------------------------------------------
 
 
 def server_env(sandbox: RunningSandbox | None, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -92,6 +187,40 @@ async def stdio_client(env: dict[str, str], *args: str, **client_options: object
         yield client
 
 
+# --- the server as a subprocess: HTTP ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hosting(shared_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostingFactory]:
+    """`hosting(mode=STATEFUL, *cli_args, sandbox=shared_sandbox, **env)`: the real server serving `mode` over HTTP on
+    a free port (a subprocess, its environment `server_env` plus `env`); each one is stopped when the module ends."""
+    with ExitStack() as stack:
+
+        def host(
+            mode: Mode = STATEFUL, *cli_args: str, sandbox: RunningSandbox | None = shared_sandbox, **env: str
+        ) -> HttpServer:
+            root = tmp_path_factory.mktemp(mode.id)
+            return stack.enter_context(served(server_env(sandbox, root, **env), root, mode, *cli_args))
+
+        yield host
+
+
+@pytest.fixture(scope="module")
+def hosted(
+    request: pytest.FixtureRequest, shared_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HttpServer]:
+    """The real server over the HTTP mode the test is parametrized with (`indirect`), on the module's sandbox, with
+    the module's `HOSTED_ENV`; one per mode for the whole module."""
+    mode: Mode = request.param
+    root = tmp_path_factory.mktemp(mode.id)
+    env = server_env(shared_sandbox, root, **getattr(request.module, "HOSTED_ENV", {}))
+    with served(env, root, mode) as server:
+        yield server
+
+
+# --- storage -----------------------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[RunningPostgres]:
     """A real PostgreSQL server for the whole session (each test takes a fresh database on it)."""
@@ -100,6 +229,9 @@ def postgres() -> Iterator[RunningPostgres]:
         yield server
     finally:
         server.stop()
+
+
+# --- the service -------------------------------------------------------------------------------------------------
 
 
 async def generate(service: VideoService, request: AnyRequest, *, timeout: float, force_new: bool = False) -> Outcome:

@@ -75,97 +75,34 @@ def creates(sandbox: RunningSandbox) -> int:
     return sandbox.state.stats()["creates"]
 
 
-@dataclass
-class RawStdioServer:
-    """`python -m pixverse_mcp` on raw pipes: JSON-RPC by hand, every stdout line kept verbatim.
+class RawSession:
+    """A JSON-RPC session spoken by hand: every message received is kept (`messages`), requests are matched to
+    their responses, and every tool result is checked against its published outputSchema.
 
-    Background tasks read stdout (each line parsed as it arrives) and drain stderr (a DEBUG server logs a lot; an
-    undrained pipe would block it).
+    A transport subclass delivers what arrives to `_take` and calls `_ended` when the peer is gone, and implements
+    `send`. `RawStdioServer` speaks over a subprocess's pipes; `tests.in_process.raw_in_process` over memory streams
+    to the server in this process.
     """
 
-    process: anyio.abc.Process
-    stdout_lines: list[bytes] = field(default_factory=list)
-    stderr: bytearray = field(default_factory=bytearray)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    _arrived: anyio.Event = field(default_factory=anyio.Event)
-    _next_id: int = 0
-
-    @classmethod
-    @asynccontextmanager
-    async def start(cls, env: dict[str, str]) -> AsyncIterator[RawStdioServer]:
-        """Start the server; on exit, close stdin, wait for it a little, then kill it if it is still there."""
-        process = await anyio.open_process([sys.executable, "-m", "pixverse_mcp"], env=env)
-        server = cls(process)
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(server._read_stdout)
-                group.start_soon(server._read_stderr)
-                try:
-                    yield server
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await server.close_stdin()
-                        with anyio.move_on_after(10):
-                            await process.wait()
-                        if process.returncode is None:
-                            process.kill()
-                            await process.wait()
-                        # Both pipes end with the process; the readers then return on their own.
-                        with anyio.move_on_after(5):
-                            await server._drained.wait()
-                        group.cancel_scope.cancel()
-        finally:
-            await process.aclose()
-
-    def __post_init__(self) -> None:
-        self._drained = anyio.Event()
-        self._open_readers = 2
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._arrived = anyio.Event()
+        self._ended_event = anyio.Event()
+        self._next_id = 0
         self._tool_calls: dict[int, str] = {}
 
-    async def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        pending = b""
-        try:
-            async for chunk in self.process.stdout:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    self._take_line(line)
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        if pending:
-            self._take_line(pending)
-        self._reader_done()
+    async def send(self, message: dict[str, Any]) -> None:
+        """Write one JSON-RPC message."""
+        raise NotImplementedError
 
-    def _take_line(self, line: bytes) -> None:
-        self.stdout_lines.append(line)
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return  # kept in stdout_lines; the hygiene test reports it
+    def _take(self, message: object) -> None:
         if isinstance(message, dict):
             self.messages.append(message)
             self._arrived.set()
             self._arrived = anyio.Event()
 
-    async def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        try:
-            async for chunk in self.process.stderr:
-                self.stderr.extend(chunk)
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        self._reader_done()
-
-    def _reader_done(self) -> None:
-        self._open_readers -= 1
-        if self._open_readers == 0:
-            self._drained.set()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Write one JSON-RPC message as one line."""
-        assert self.process.stdin is not None
-        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
+    def _ended(self) -> None:
+        self._ended_event.set()
 
     async def send_request(self, method: str, params: dict[str, Any] | None = None) -> int:
         """Send a request; return its id (see `response`)."""
@@ -192,8 +129,8 @@ class RawStdioServer:
                 for message in self.messages:
                     if predicate(message):
                         return message
-                if self._drained.is_set():
-                    raise AssertionError(f"the server exited before {description}")
+                if self._ended_event.is_set():
+                    raise AssertionError(f"the server ended before {description}")
                 arrived = self._arrived
                 await arrived.wait()
 
@@ -235,6 +172,90 @@ class RawStdioServer:
             for message in self.messages
             if message.get("method") == "notifications/progress" and message["params"].get("progressToken") == token
         ]
+
+
+class RawStdioServer(RawSession):
+    """`python -m pixverse_mcp` on raw pipes: JSON-RPC by hand, every stdout line kept verbatim.
+
+    Background tasks read stdout (each line parsed as it arrives) and drain stderr (a DEBUG server logs a lot; an
+    undrained pipe would block it).
+    """
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        super().__init__()
+        self.process = process
+        self.stdout_lines: list[bytes] = []
+        self.stderr = bytearray()
+        self._open_readers = 2
+
+    @classmethod
+    @asynccontextmanager
+    async def start(cls, env: dict[str, str]) -> AsyncIterator[RawStdioServer]:
+        """Start the server; on exit, close stdin, wait for it a little, then kill it if it is still there."""
+        process = await anyio.open_process([sys.executable, "-m", "pixverse_mcp"], env=env)
+        server = cls(process)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(server._read_stdout)
+                group.start_soon(server._read_stderr)
+                try:
+                    yield server
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await server.close_stdin()
+                        with anyio.move_on_after(10):
+                            await process.wait()
+                        if process.returncode is None:
+                            process.kill()
+                            await process.wait()
+                        # Both pipes end with the process; the readers then return on their own.
+                        with anyio.move_on_after(5):
+                            await server._ended_event.wait()
+                        group.cancel_scope.cancel()
+        finally:
+            await process.aclose()
+
+    async def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        pending = b""
+        try:
+            async for chunk in self.process.stdout:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self._take_line(line)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        if pending:
+            self._take_line(pending)
+        self._reader_done()
+
+    def _take_line(self, line: bytes) -> None:
+        self.stdout_lines.append(line)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return  # kept in stdout_lines; the hygiene test reports it
+        self._take(message)
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        try:
+            async for chunk in self.process.stderr:
+                self.stderr.extend(chunk)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        self._reader_done()
+
+    def _reader_done(self) -> None:
+        self._open_readers -= 1
+        if self._open_readers == 0:
+            self._ended()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Write one JSON-RPC message as one line."""
+        assert self.process.stdin is not None
+        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
 
     async def close_stdin(self) -> None:
         """End the session from the client side (the server should then exit)."""

@@ -1,5 +1,5 @@
-"""The tools as an agent sees them, end to end: the real server (`python -m pixverse_mcp`) over stdio with the SDK's
-`Client`, talking real HTTP to the sandbox.
+"""The tools as an agent sees them: the real server in process (`build_server` over `open_app`) with the SDK's
+`Client`, talking real HTTP to the sandbox. (tests/e2e/test_stdio_end_to_end.py makes one video over real stdio.)
 
 Covers the published schemas (and a snapshot of them), the happy path, a failed generation, progress,
 cancellation, saving to disk and a server without a key.
@@ -8,7 +8,7 @@ The snapshot `tests/snapshots/tool_schemas.json` holds what `tools/list` publish
 inputSchema, outputSchema, annotations), so that a change to what agents see is always deliberate. After such a
 change, rewrite it with:
 
-    UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/e2e/test_tools_stdio.py -k snapshot
+    UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/unit/test_tools.py -k snapshot
 
 and review the diff of the JSON file like any other change.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,10 @@ import pytest
 from mcp import Client
 from mcp_types import ResourceLink, Tool
 
-from pixverse_mcp.sandbox import FAIL_MARKER, RunningSandbox
-from tests.conftest import server_env, stdio_client
+from pixverse_mcp.app import App
+from pixverse_mcp.polling import PollingPolicy
+from pixverse_mcp.sandbox import FAIL_MARKER, RunningSandbox, SandboxConfig
+from tests.conftest import ServeFactory
 from tests.stdio_support import (
     HOST_READ_TIMEOUT_SECONDS,
     PROTOCOL_BOUND_SECONDS,
@@ -61,20 +62,10 @@ PROGRESS_MESSAGE = re.compile(
 )
 NEVER_COMPLETES = "[sandbox:fault=never_completes]"
 STATUS_ORDER = ("queued", "generating", "completed")
-
-
-@pytest.fixture(scope="module")
-def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared server's tmp root (its state directory is `state/` inside)."""
-    return tmp_path_factory.mktemp("tools-stdio")
-
-
-@pytest.fixture(scope="module")
-async def client(shared_sandbox: RunningSandbox, shared_root: Path) -> AsyncIterator[Client]:
-    """One server for the tests of this module that do not need settings of their own."""
-    env = server_env(shared_sandbox, shared_root)
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as connected:
-        yield connected
+# Videos take 0.6 s: long enough for a poll to see each status, short enough to make many of them.
+SANDBOX = SandboxConfig(queued_seconds=0.2, generating_seconds=0.4)
+# One server for the tests of this module that do not need settings of their own (`client`, `app`).
+CLIENT_OPTIONS = {"read_timeout_seconds": HOST_READ_TIMEOUT_SECONDS}
 
 
 async def published_tools(client: Client) -> dict[str, Tool]:
@@ -291,7 +282,7 @@ async def test_blocking_call_reports_readable_increasing_progress_at_each_status
 
 
 async def test_cancelling_a_blocking_call_stops_polling_and_keeps_the_generation(
-    client: Client, shared_sandbox: RunningSandbox
+    client: Client, app: App, shared_sandbox: RunningSandbox
 ) -> None:
     prompt = f"a clock that never stops ticking {NEVER_COMPLETES}"
     recorder = ProgressRecorder()
@@ -311,10 +302,12 @@ async def test_cancelling_a_blocking_call_stops_polling_and_keeps_the_generation
         group.cancel_scope.cancel()
     assert not finished, "the call ended by itself instead of being cancelled"
 
-    # Polling stops at once: give the cancel a moment to arrive, then no status request may follow.
-    await anyio.sleep(1.5)
+    # Polling stops at once: give the cancel a moment to arrive, then no status request may follow for five of the
+    # longest intervals the schedule ever waits between two looks.
+    longest_interval = PollingPolicy().max_interval_seconds * app.settings.poll_time_scale
+    await anyio.sleep(2 * longest_interval)
     polled = shared_sandbox.state.stats()["status_requests"]
-    await anyio.sleep(3)
+    await anyio.sleep(5 * longest_interval)
     assert shared_sandbox.state.stats()["status_requests"] == polled, "the server kept polling after the cancel"
 
     # The server still answers, and the paid generation is in the journal.
@@ -347,9 +340,7 @@ def assert_is_our_mp4(path: Path, size: int, prompt: str) -> None:
             assert word.lower() not in path.name.lower(), f"the file name carries prompt text: {path.name}"
 
 
-async def test_save_to_disk_writes_the_video_into_the_users_videos_folder(
-    client: Client, shared_root: Path, shared_sandbox: RunningSandbox
-) -> None:
+async def test_save_to_disk_writes_the_video_into_the_users_videos_folder(client: Client) -> None:
     prompt = "lanterns floating over a quiet lake"
 
     result = await call(client, "generate_video_blocking", {"prompt": prompt, "save_to_disk": True})
@@ -358,18 +349,19 @@ async def test_save_to_disk_writes_the_video_into_the_users_videos_folder(
     assert data["status"] == "completed"
     assert data["save_error"] is None
     saved = Path(data["local_path"])
-    videos = shared_root / "user-videos" / "pixverse"
+    videos = Path(os.environ["XDG_VIDEOS_DIR"]) / "pixverse"  # the user's videos folder (conftest: a temporary one)
     assert saved.parent == videos
     assert_is_our_mp4(saved, data["file_size_bytes"], prompt)
     assert_only_videos_in(videos, saved)
 
 
-async def test_output_dir_setting_saves_every_finished_video_there(sandbox: RunningSandbox, tmp_path: Path) -> None:
+async def test_output_dir_setting_saves_every_finished_video_there(
+    shared_sandbox: RunningSandbox, serve: ServeFactory, tmp_path: Path
+) -> None:
     output = tmp_path / "out"
     prompt = "a hummingbird hovering over a red flower"
-    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_OUTPUT_DIR=str(output))
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as client:
-        result = await call(client, "generate_video_blocking", {"prompt": prompt})
+    async with serve(shared_sandbox, output_dir=output) as served:
+        result = await call(served.client, "generate_video_blocking", {"prompt": prompt})
 
     data = structured(result)
     assert data["status"] == "completed"
@@ -381,13 +373,12 @@ async def test_output_dir_setting_saves_every_finished_video_there(sandbox: Runn
 
 
 async def test_a_video_over_the_download_cap_is_not_saved_but_still_returned(
-    sandbox: RunningSandbox, tmp_path: Path
+    shared_sandbox: RunningSandbox, serve: ServeFactory, tmp_path: Path
 ) -> None:
     output = tmp_path / "out"
-    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_OUTPUT_DIR=str(output), PIXVERSE_MCP_MAX_DOWNLOAD_MB="0.001")
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as client:
+    async with serve(shared_sandbox, output_dir=output, max_download_mb=0.001) as served:
         result = await call(
-            client, "generate_video_blocking", {"prompt": "a snail crossing a garden path", "save_to_disk": True}
+            served.client, "generate_video_blocking", {"prompt": "a snail crossing a garden path", "save_to_disk": True}
         )
 
     assert not result.is_error, text_of(result)
@@ -411,8 +402,9 @@ VALID_ARGUMENTS: dict[str, dict[str, Any]] = {
 }
 
 
-async def test_without_a_key_the_server_starts_and_every_video_tool_says_how_to_set_it(tmp_path: Path) -> None:
-    async with stdio_client(server_env(None, tmp_path), read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as client:
+async def test_without_a_key_the_server_starts_and_every_video_tool_says_how_to_set_it(serve: ServeFactory) -> None:
+    async with serve(None) as served:
+        client = served.client
         assert set(await published_tools(client)) >= TOOL_NAMES
         results = {name: await call(client, name, arguments) for name, arguments in VALID_ARGUMENTS.items()}
         listing = await call(client, "list_videos", {})
