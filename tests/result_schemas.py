@@ -32,10 +32,19 @@ def check(name: str, structured: Any, is_error: bool, schema: dict[str, Any] | N
     if structured is None:
         assert is_error, f"{name}: a successful result without structuredContent although it declares a schema"
         return
-    try:
-        jsonschema.validate(structured, schema)
-    except jsonschema.ValidationError as exc:
-        raise AssertionError(f"{name}: structuredContent does not match its outputSchema: {exc.message}") from exc
+    error = jsonschema.exceptions.best_match(validator(json.dumps(schema, sort_keys=True)).iter_errors(structured))
+    if error is not None:
+        raise AssertionError(f"{name}: structuredContent does not match its outputSchema: {error.message}")
+
+
+@cache
+def validator(schema_json: str) -> Any:
+    """A validator for one schema (given as JSON), the schema itself checked once: `jsonschema.validate` checks it
+    again on every call, which costs more than the validation."""
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 @cache
