@@ -2,13 +2,12 @@
 for a second video; `force_new` opts out; a finished generation is never re-used; identical calls at the same time
 share one generation. Counted as create requests (POSTs) reaching the sandbox.
 
-The real server over stdio with the SDK's `Client`, against a sandbox whose videos take 2.8 s, so that a call with
-`timeout_seconds: 1` ends while its video is still running.
+The real server in process with the SDK's `Client`, against a sandbox whose videos take 1.8 s, so that a call with
+`timeout_seconds: 1` (the least a call may ask for) ends while its video is still running.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -17,25 +16,12 @@ from mcp import Client
 from mcp_types import CallToolResult
 
 from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import server_env, stdio_client
 from tests.stdio_support import HOST_READ_TIMEOUT_SECONDS, call, creates, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
-SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=2.5)
-
-
-@pytest.fixture(scope="module")
-def shared_sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**vars(SANDBOX))) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def client(shared_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
-    env = server_env(shared_sandbox, tmp_path_factory.mktemp("reattach"))
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as connected:
-        yield connected
+SANDBOX = SandboxConfig(queued_seconds=0.2, generating_seconds=1.6)
+CLIENT_OPTIONS = {"read_timeout_seconds": HOST_READ_TIMEOUT_SECONDS}
 
 
 async def generate(client: Client, arguments: dict[str, Any]) -> CallToolResult:

@@ -2,21 +2,18 @@
 its budget; a video not ready by then comes back as a normal result with its id and the call to continue with,
 and blocking waits keep the client informed with a progress heartbeat.
 
-The real server over stdio with the SDK's `Client` (read timeout 60 s, as independent hosts use), against a
+The real server in process with the SDK's `Client` (read timeout 60 s, as independent hosts use), against a
 sandbox whose videos take longer than the server's (small) wait budget.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import anyio
 import pytest
 from mcp import Client
 
 from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import server_env, stdio_client
+from tests.conftest import ServeFactory
 from tests.stdio_support import (
     HOST_READ_TIMEOUT_SECONDS,
     ProgressRecorder,
@@ -30,8 +27,8 @@ from tests.stdio_support import (
 
 pytestmark = pytest.mark.anyio
 
-# The sandbox's videos take 4.3 s: longer than the small budget below, short enough for a test.
-SLOW_SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=4.0)
+# The sandbox's videos take 2.3 s: longer than the small budget below, short enough for a test.
+SANDBOX = SandboxConfig(queued_seconds=0.3, generating_seconds=2.0)
 SMALL_BUDGET_SECONDS = 1
 ROOMY_BUDGET_SECONDS = 20
 MAX_WAIT_SECONDS = 20
@@ -39,27 +36,9 @@ MAX_WAIT_SECONDS = 20
 SLACK_SECONDS = 2.0
 # Progress must arrive at least every 5 s while a blocking call waits; allow generous scheduling slack.
 HEARTBEAT_BOUND_SECONDS = 7.0
-
-
-@pytest.fixture(scope="module")
-def slow_sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**vars(SLOW_SANDBOX))) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def budget_client(
-    slow_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Client]:
-    """A server whose blocking calls wait 1 s by default, and at most 20 s when asked."""
-    env = server_env(
-        slow_sandbox,
-        tmp_path_factory.mktemp("small-budget"),
-        PIXVERSE_MCP_WAIT_BUDGET_SECONDS=str(SMALL_BUDGET_SECONDS),
-        PIXVERSE_MCP_MAX_WAIT_SECONDS=str(MAX_WAIT_SECONDS),
-    )
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as client:
-        yield client
+# The module's server (`client`): blocking calls wait 1 s by default, and at most 20 s when asked.
+SERVER_SETTINGS = {"wait_budget_seconds": SMALL_BUDGET_SECONDS, "max_wait_seconds": MAX_WAIT_SECONDS}
+CLIENT_OPTIONS = {"read_timeout_seconds": HOST_READ_TIMEOUT_SECONDS}
 
 
 def continue_call(generation_id: str, wait_seconds: float) -> str:
@@ -67,16 +46,16 @@ def continue_call(generation_id: str, wait_seconds: float) -> str:
 
 
 async def test_blocking_call_past_its_budget_returns_the_id_and_the_call_to_continue_with(
-    budget_client: Client, slow_sandbox: RunningSandbox
+    client: Client, shared_sandbox: RunningSandbox
 ) -> None:
-    before = creates(slow_sandbox)
+    before = creates(shared_sandbox)
 
-    result = await call(budget_client, "generate_video_blocking", {"prompt": "a glacier calving into the sea"})
+    result = await call(client, "generate_video_blocking", {"prompt": "a glacier calving into the sea"})
 
     assert not result.is_error, text_of(result)
     data = structured(result)
     generation_id = data["generation_id"]
-    assert generation_id in slow_sandbox.state.generations
+    assert generation_id in shared_sandbox.state.generations
     assert data["done"] is False
     assert data["status"] in ("queued", "generating")
     assert data["video_url"] is None
@@ -90,7 +69,7 @@ async def test_blocking_call_past_its_budget_returns_the_id_and_the_call_to_cont
     # Follow the advice, each call within the budget, until the video is done.
     for _ in range(30):
         status = await call(
-            budget_client, "get_video_status", {"generation_id": generation_id, "wait_seconds": SMALL_BUDGET_SECONDS}
+            client, "get_video_status", {"generation_id": generation_id, "wait_seconds": SMALL_BUDGET_SECONDS}
         )
         assert not status.is_error, text_of(status)
         data = structured(status)
@@ -102,26 +81,21 @@ async def test_blocking_call_past_its_budget_returns_the_id_and_the_call_to_cont
     assert data["status"] == "completed"
     assert data["video_url"]
     assert data["usage"] == usage
-    assert creates(slow_sandbox) - before == 1, "continuing must never create the video again"
+    assert creates(shared_sandbox) - before == 1, "continuing must never create the video again"
 
 
 async def test_timeout_seconds_shorter_than_the_budget_is_honoured(
-    slow_sandbox: RunningSandbox, tmp_path: Path
+    shared_sandbox: RunningSandbox, serve: ServeFactory
 ) -> None:
-    env = server_env(
-        slow_sandbox,
-        tmp_path,
-        PIXVERSE_MCP_WAIT_BUDGET_SECONDS=str(ROOMY_BUDGET_SECONDS),
-        PIXVERSE_MCP_MAX_WAIT_SECONDS=str(MAX_WAIT_SECONDS),
-    )
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as client:
+    roomy = {"wait_budget_seconds": ROOMY_BUDGET_SECONDS, "max_wait_seconds": MAX_WAIT_SECONDS}
+    async with serve(shared_sandbox, client_options=CLIENT_OPTIONS, **roomy) as served:
         result = await call(
-            client, "generate_video_blocking", {"prompt": "a kite above a windy beach", "timeout_seconds": 1}
+            served.client, "generate_video_blocking", {"prompt": "a kite above a windy beach", "timeout_seconds": 1}
         )
 
     assert not result.is_error, text_of(result)
     data = structured(result)
-    # The video takes 4.3 s and the budget is 20 s: only the 1 s asked for can have ended this call early.
+    # The video takes 2.3 s and the budget is 20 s: only the 1 s asked for can have ended this call early.
     assert data["done"] is False
     assert data["elapsed_seconds"] < ROOMY_BUDGET_SECONDS
     assert "get_video_status" in data["next_step"]
@@ -135,30 +109,30 @@ async def test_timeout_seconds_shorter_than_the_budget_is_honoured(
     ],
 )
 async def test_a_wait_above_the_maximum_is_refused_without_any_request(
-    budget_client: Client, slow_sandbox: RunningSandbox, tool: str, arguments: dict[str, object], field: str
+    client: Client, shared_sandbox: RunningSandbox, tool: str, arguments: dict[str, object], field: str
 ) -> None:
-    before = slow_sandbox.state.stats()
+    before = shared_sandbox.state.stats()
 
-    result = await call(budget_client, tool, arguments)
+    result = await call(client, tool, arguments)
 
     assert result.is_error is True
     message = text_of(result)
     assert field in message
     assert str(MAX_WAIT_SECONDS) in message
-    assert slow_sandbox.state.stats() == before
+    assert shared_sandbox.state.stats() == before
 
 
+@pytest.mark.slow  # 11 s of real time: the heartbeat's own pace
 async def test_a_long_wait_sends_progress_at_least_every_five_seconds(
-    slow_sandbox: RunningSandbox, tmp_path: Path
+    shared_sandbox: RunningSandbox, serve: ServeFactory
 ) -> None:
     # The real polling schedule (no time scale): the first status request is due 14 s in (half of the 28 s at which
     # 720p completions start), so for these 11 s only the heartbeat can keep notifications within 5 s of each other.
-    env = server_env(slow_sandbox, tmp_path, PIXVERSE_MCP_POLL_TIME_SCALE="1")
     recorder = ProgressRecorder()
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as client:
+    async with serve(shared_sandbox, poll_time_scale=1.0, client_options=CLIENT_OPTIONS) as served:
         started = anyio.current_time()
         result = await call(
-            client,
+            served.client,
             "generate_video_blocking",
             {"prompt": "a lighthouse beam sweeping the fog [sandbox:fault=never_completes]", "timeout_seconds": 11},
             progress_callback=recorder,
