@@ -1,21 +1,18 @@
 """Bad input costs nothing: every invalid call is refused before any request reaches the API, with a message that
 names the field and what is allowed, and never a traceback.
 
-One real server (`python -m pixverse_mcp` over stdio) and one sandbox serve the whole module. That sandbox only ever
-sees the calls below, so after each of them its counters must all still be zero.
+One real server (in process, with the SDK's `Client`) and one sandbox serve the whole module. That sandbox only
+ever sees the calls below, so after each of them its counters must all still be zero.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import FAST_SANDBOX, server_env, stdio_client
+from pixverse_mcp.sandbox import RunningSandbox
 from tests.stdio_support import HOST_READ_TIMEOUT_SECONDS, assert_no_traceback, call, text_of
 
 pytestmark = pytest.mark.anyio
@@ -24,21 +21,7 @@ ALL_ASPECT_RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16")
 ALL_RESOLUTIONS = ("360p", "540p", "720p", "1080p")
 ALL_STYLES = ("anime", "3d_animation", "clay", "comic", "cyberpunk")
 PROMPT = "a red fox running through snow"
-
-
-@pytest.fixture(scope="module")
-def quiet_sandbox() -> Iterator[RunningSandbox]:
-    """A sandbox that must never receive a single request from this module."""
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def client(quiet_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
-    root: Path = tmp_path_factory.mktemp("bad-inputs")
-    env = server_env(quiet_sandbox, root)
-    async with stdio_client(env, read_timeout_seconds=HOST_READ_TIMEOUT_SECONDS) as connected:
-        yield connected
+CLIENT_OPTIONS = {"read_timeout_seconds": HOST_READ_TIMEOUT_SECONDS}
 
 
 # (tool, arguments, words the message must contain: the field and what is allowed)
@@ -104,7 +87,7 @@ BAD_CALLS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize(("tool", "arguments", "expected_words"), BAD_CALLS.values(), ids=BAD_CALLS.keys())
 async def test_bad_input_is_refused_with_a_helpful_message_and_no_request(
-    client: Client, quiet_sandbox: RunningSandbox, tool: str, arguments: dict[str, Any], expected_words: tuple[str]
+    client: Client, shared_sandbox: RunningSandbox, tool: str, arguments: dict[str, Any], expected_words: tuple[str]
 ) -> None:
     result = await call(client, tool, arguments)
 
@@ -117,4 +100,5 @@ async def test_bad_input_is_refused_with_a_helpful_message_and_no_request(
     assert "e+0" not in message, message
     # The rejected value is not echoed back at length (a 2049-character prompt stays out of the answer).
     assert len(message) < 1000, message
-    assert quiet_sandbox.state.stats() == {"creates": 0, "accepted": 0, "status_requests": 0, "rejected": 0}
+    # The module's sandbox must never receive a single request.
+    assert shared_sandbox.state.stats() == {"creates": 0, "accepted": 0, "status_requests": 0, "rejected": 0}

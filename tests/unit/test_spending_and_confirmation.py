@@ -1,5 +1,7 @@
 """Money the user controls: a daily spending cap that refuses a create before any request leaves, and an opt-in
-confirmation (elicitation) before each paid create, over stdio and Streamable HTTP, on both protocol eras.
+confirmation (elicitation) before each paid create, on both protocol eras: through the real server in process
+(the SDK's `Client` speaks the handshake era over JSON-RPC streams, the 2026-07-28 era directly). Over Streamable HTTP:
+tests/e2e/test_confirmation_over_http.py.
 
 The sandbox charges 840,000 credits ($0.42) for a 5 s 720p video, as the real API's sample answer does.
 """
@@ -9,19 +11,19 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import mcp_types as types
 import pytest
 
-from pixverse_mcp.sandbox import RunningSandbox
-from tests.conftest import server_env, stdio_client
-from tests.http_server import STATEFUL, STATELESS, Mode, sdk_client, served
+from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
+from tests.conftest import ServeFactory
 from tests.stdio_support import call, creates, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
+# Videos take 0.4 s here.
+SANDBOX = SandboxConfig(queued_seconds=0.1, generating_seconds=0.3)
 ERAS = ("legacy", "2026-07-28")
 _numbers = itertools.count()
 
@@ -43,10 +45,10 @@ def answering(action: str, asked: list[types.ElicitRequestParams]) -> Callable[.
 
 
 async def test_a_one_dollar_cap_refuses_the_third_42_cent_video_before_sending_it(
-    sandbox: RunningSandbox, tmp_path: Path
+    sandbox: RunningSandbox, serve: ServeFactory
 ) -> None:
-    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_DAILY_BUDGET_USD="1.00")
-    async with stdio_client(env) as client:
+    async with serve(sandbox, daily_budget_usd=1.00) as served:
+        client = served.client
         first = await call(client, "create_video", {"prompt": prompt("a kite")})
         second = await call(client, "create_video", {"prompt": prompt("a kite")})
         third = await call(client, "generate_video_blocking", {"prompt": prompt("a kite")})
@@ -67,12 +69,14 @@ async def test_a_one_dollar_cap_refuses_the_third_42_cent_video_before_sending_i
 @pytest.mark.parametrize("era", ERAS)
 @pytest.mark.parametrize("action", ["decline", "cancel", "accept"])
 async def test_confirmation_over_stdio_creates_only_what_the_user_accepts(
-    sandbox: RunningSandbox, tmp_path: Path, era: str, action: str
+    sandbox: RunningSandbox, serve: ServeFactory, era: str, action: str
 ) -> None:
     asked: list[types.ElicitRequestParams] = []
-    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_CONFIRM_PAID="true")
-    async with stdio_client(env, mode=era, elicitation_callback=answering(action, asked)) as client:
-        result = await call(client, "generate_video_blocking", {"prompt": prompt("a lantern"), "resolution": "540p"})
+    options = {"mode": era, "elicitation_callback": answering(action, asked)}
+    async with serve(sandbox, confirm_paid=True, client_options=options) as served:
+        result = await call(
+            served.client, "generate_video_blocking", {"prompt": prompt("a lantern"), "resolution": "540p"}
+        )
 
     assert len(asked) == 1  # once, whatever the era: the question is the same on every round
     assert "540p" in asked[0].message
@@ -91,38 +95,11 @@ async def test_confirmation_over_stdio_creates_only_what_the_user_accepts(
 
 @pytest.mark.parametrize("era", ERAS)
 async def test_a_client_that_cannot_be_asked_creates_under_the_cap(
-    sandbox: RunningSandbox, tmp_path: Path, era: str
+    sandbox: RunningSandbox, serve: ServeFactory, era: str
 ) -> None:
-    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_CONFIRM_PAID="true")
-    async with stdio_client(env, mode=era) as client:  # no elicitation callback: no elicitation capability
-        result = await call(client, "create_video", {"prompt": prompt("a teapot")})
+    # No elicitation callback: no elicitation capability.
+    async with serve(sandbox, confirm_paid=True, client_options={"mode": era}) as served:
+        result = await call(served.client, "create_video", {"prompt": prompt("a teapot")})
 
     assert not result.is_error, text_of(result)
-    assert creates(sandbox) == 1
-
-
-@pytest.mark.parametrize(
-    ("mode", "era", "asks"),
-    [(STATEFUL, "legacy", True), (STATEFUL, "2026-07-28", True), (STATELESS, "2026-07-28", True)],
-    ids=["stateful-legacy", "stateful-2026", "stateless-2026"],
-)
-async def test_confirmation_over_streamable_http(
-    sandbox: RunningSandbox, tmp_path: Path, mode: Mode, era: str, asks: bool
-) -> None:
-    env = server_env(sandbox, tmp_path, PIXVERSE_MCP_CONFIRM_PAID="true", PIXVERSE_MCP_AUTH_TOKEN="a" * 32)
-    with served(env, tmp_path, mode) as server:
-        declined: list[types.ElicitRequestParams] = []
-        async with sdk_client(
-            server, token="a" * 32, mode=era, elicitation_callback=answering("decline", declined)
-        ) as client:
-            refused = await client.call_tool("create_video", {"prompt": prompt("a lighthouse")})
-        accepted: list[types.ElicitRequestParams] = []
-        async with sdk_client(
-            server, token="a" * 32, mode=era, elicitation_callback=answering("accept", accepted)
-        ) as client:
-            created = await client.call_tool("create_video", {"prompt": prompt("a lighthouse")})
-
-    assert (len(declined), len(accepted)) == ((1, 1) if asks else (0, 0))
-    assert structured(refused)["status"] == "not_created"
-    assert structured(created)["status"] in ("queued", "generating")
     assert creates(sandbox) == 1
