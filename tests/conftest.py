@@ -25,6 +25,7 @@ from contextlib import AbstractAsyncContextManager, ExitStack, aclosing, asyncco
 from pathlib import Path
 from typing import Any
 
+import mcp.client.session
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -45,6 +46,7 @@ FAST_POLL_SCALE = "0.04"
 SandboxFactory = Callable[..., RunningSandbox]
 ServeFactory = Callable[..., AbstractAsyncContextManager[Served]]
 HostingFactory = Callable[..., HttpServer]
+OfferFactory = Callable[[str | None], None]
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +114,13 @@ def shared_sandbox(request: pytest.FixtureRequest) -> Iterator[RunningSandbox]:
         yield running
 
 
+@pytest.fixture
+def reset_sandbox(shared_sandbox: RunningSandbox) -> RunningSandbox:
+    """The module's sandbox, reset for this test: no generations, no queued faults, zeroed counters."""
+    shared_sandbox.state.reset()
+    return shared_sandbox
+
+
 # --- the server in process ---------------------------------------------------------------------------------------
 
 
@@ -158,6 +167,18 @@ def client(shared_server: Served) -> Client:
 def app(shared_server: Served) -> App:
     """The app (storage, service, settings) of the module's shared in-process server."""
     return shared_server.app
+
+
+@pytest.fixture
+def offering(monkeypatch: pytest.MonkeyPatch) -> OfferFactory:
+    """`offering(version)`: the SDK's handshake client offers `version` in `initialize` instead of its newest (None:
+    its newest), for this test."""
+
+    def offer(version: str | None) -> None:
+        if version is not None:
+            monkeypatch.setattr(mcp.client.session, "LATEST_HANDSHAKE_VERSION", version)
+
+    return offer
 
 
 # --- the server as a subprocess: stdio ---------------------------------------------------------------------------

@@ -44,19 +44,14 @@ SERVER_LOG_LEVEL = "INFO"
 HTTP_MODES = {"streamable-http": STATEFUL, "streamable-http-stateless": STATELESS}
 TRANSPORTS = ("stdio", *HTTP_MODES)
 CANCELLED_MARKERS = ("cannot be cancelled upstream", "goes on")
+# Each test's `sandbox`: videos take a few seconds, long enough to see a task working, short enough for a test.
+SANDBOX = SandboxConfig(queued_seconds=1.0, generating_seconds=3.0)
 
 
 @pytest.fixture(scope="module")
 def interop() -> Path:
     """tests/interop with its pinned packages (ext-tasks among them) installed."""
     return interop_folder()
-
-
-@pytest.fixture
-def slow_sandbox() -> Iterator[RunningSandbox]:
-    """A sandbox whose videos take a few seconds: long enough to see a task working, short enough for a test."""
-    with RunningSandbox(SandboxConfig(queued_seconds=1.0, generating_seconds=3.0)) as running:
-        yield running
 
 
 def environment(sandbox: RunningSandbox, tmp_path: Path) -> dict[str, str]:
@@ -120,9 +115,9 @@ def assert_is_the_blocking_result(result: Any, sandbox: RunningSandbox) -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_task_is_followed_to_the_blocking_calls_result(
-    interop: Path, slow_sandbox: RunningSandbox, tmp_path: Path, transport: str
+    interop: Path, sandbox: RunningSandbox, tmp_path: Path, transport: str
 ) -> None:
-    with reachable(transport, environment(slow_sandbox, tmp_path), tmp_path) as client_env:
+    with reachable(transport, environment(sandbox, tmp_path), tmp_path) as client_env:
         report = run_client(interop, transport, client_env, "complete")
 
     assert report["kind"] == "task"
@@ -132,16 +127,16 @@ def test_a_task_is_followed_to_the_blocking_calls_result(
     assert any(seen["statusMessage"] for seen in working), report["seen"]
     assert report["statuses"][-1] == "completed", report["statuses"]
     assert report["outcome"] == "completed"
-    assert_is_the_blocking_result(report["result"], slow_sandbox)
+    assert_is_the_blocking_result(report["result"], sandbox)
     assert "tasks/cancel" not in report["requests"], report["requests"]
-    assert slow_sandbox.state.stats()["creates"] == 1
+    assert sandbox.state.stats()["creates"] == 1
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_cancel_stops_the_waiting_and_says_the_generation_goes_on(
-    interop: Path, slow_sandbox: RunningSandbox, tmp_path: Path, transport: str
+    interop: Path, sandbox: RunningSandbox, tmp_path: Path, transport: str
 ) -> None:
-    with reachable(transport, environment(slow_sandbox, tmp_path), tmp_path) as client_env:
+    with reachable(transport, environment(sandbox, tmp_path), tmp_path) as client_env:
         report = run_client(interop, transport, client_env, "cancel")
 
     assert_is_task_handle(report["handle"])
@@ -152,16 +147,16 @@ def test_cancel_stops_the_waiting_and_says_the_generation_goes_on(
     assert after.get("status") == "cancelled", after
     for marker in CANCELLED_MARKERS:
         assert marker in after["statusMessage"], after["statusMessage"]
-    generation_id = next(iter(slow_sandbox.state.generations))
+    generation_id = next(iter(sandbox.state.generations))
     assert generation_id in after["statusMessage"]  # where to look for the video later
-    assert slow_sandbox.state.stats()["creates"] == 1
+    assert sandbox.state.stats()["creates"] == 1
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_task_started_before_a_restart_is_resumed_to_its_result(
-    interop: Path, slow_sandbox: RunningSandbox, tmp_path: Path, transport: str
+    interop: Path, sandbox: RunningSandbox, tmp_path: Path, transport: str
 ) -> None:
-    env = environment(slow_sandbox, tmp_path)
+    env = environment(sandbox, tmp_path)
     # Over stdio each run of the script spawns its own server (on the same state directory); over HTTP the first
     # server is stopped when its block ends and a new one is served for the second connection.
     with reachable(transport, env, tmp_path) as client_env:
@@ -181,21 +176,21 @@ def test_a_task_started_before_a_restart_is_resumed_to_its_result(
 
     assert resumed["outcome"] == "completed", resumed
     assert resumed["statuses"][-1] == "completed", resumed["statuses"]
-    assert_is_the_blocking_result(resumed["result"], slow_sandbox)
-    assert slow_sandbox.state.stats()["creates"] == 1
+    assert_is_the_blocking_result(resumed["result"], sandbox)
+    assert sandbox.state.stats()["creates"] == 1
 
 
 def test_round_trips_of_a_task_against_the_blocking_call(
-    interop: Path, slow_sandbox: RunningSandbox, tmp_path: Path
+    interop: Path, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     """Over stdio: the requests one task costs the client (tools/call and the tasks/get polls) against the blocking
     call's one. Reported, not bounded: the poll count follows the server's pollIntervalMs and the video's time."""
-    with reachable("stdio", environment(slow_sandbox, tmp_path), tmp_path) as client_env:
+    with reachable("stdio", environment(sandbox, tmp_path), tmp_path) as client_env:
         task = run_client(interop, "stdio", client_env, "complete")
         blocking = run_client(interop, "stdio", client_env, "blocking")
 
-    assert_is_the_blocking_result(task["result"], slow_sandbox)
-    assert_is_the_blocking_result(blocking["result"], slow_sandbox)
+    assert_is_the_blocking_result(task["result"], sandbox)
+    assert_is_the_blocking_result(blocking["result"], sandbox)
     task_requests = task["requests"].get("tools/call", 0) + task["requests"].get("tasks/get", 0)
     blocking_requests = blocking["requests"].get("tools/call", 0)
     polls = [seen["pollIntervalMs"] for seen in task["seen"]]
@@ -207,4 +202,4 @@ def test_round_trips_of_a_task_against_the_blocking_call(
     )
     assert blocking_requests == 1
     assert task_requests >= 2
-    assert slow_sandbox.state.stats()["creates"] == 2
+    assert sandbox.state.stats()["creates"] == 2

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import FAST_SANDBOX, server_env
+from pixverse_mcp.sandbox import RunningSandbox
+from tests.conftest import server_env
 from tests.framework_envs import FRAMEWORKS, framework_pythons
 from tests.interop_support import run_bounded
 
@@ -68,12 +68,6 @@ def pythons() -> dict[str, Path]:
     return framework_pythons(NAMES)
 
 
-@pytest.fixture(scope="module")
-def sandbox_for_frameworks() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
-        yield running
-
-
 class Runs:
     """Each framework's run, made once on first request (the common tests and the framework's own share it)."""
 
@@ -98,10 +92,8 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(
-    pythons: dict[str, Path], sandbox_for_frameworks: RunningSandbox, tmp_path_factory: pytest.TempPathFactory
-) -> Runs:
-    return Runs(pythons, sandbox_for_frameworks, tmp_path_factory)
+def runs(pythons: dict[str, Path], shared_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return Runs(pythons, shared_sandbox, tmp_path_factory)
 
 
 @pytest.fixture(params=NAMES)
@@ -113,9 +105,9 @@ def test_lists_the_tools(run: Run) -> None:
     assert set(run.report["tools"]) == PUBLIC_TOOLS
 
 
-def test_makes_a_video_through_its_own_tool_calling(run: Run, sandbox_for_frameworks: RunningSandbox) -> None:
+def test_makes_a_video_through_its_own_tool_calling(run: Run, shared_sandbox: RunningSandbox) -> None:
     assert run.creates == 1, "one video, and nothing for the refused call"
-    assert f"{sandbox_for_frameworks.url}/_sandbox/videos/" in run.video
+    assert f"{shared_sandbox.url}/_sandbox/videos/" in run.video
     assert "completed" in run.video or "Video ready" in run.video
 
 

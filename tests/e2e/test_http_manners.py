@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,7 @@ import httpx
 import pytest
 
 from pixverse_mcp.hosting import UNAUTHORIZED_MESSAGE
-from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import FAST_SANDBOX, server_env
+from tests.conftest import HostingFactory, server_env
 from tests.framework_envs import FRAMEWORKS, framework_pythons
 from tests.http_server import SSE, STATEFUL, STATELESS, HttpServer, Mode, served, stop
 from tests.interop_support import interop_folder, node, run_bounded
@@ -45,24 +43,14 @@ HEADER_MISMATCH = -32020
 
 
 @pytest.fixture(scope="module")
-def module_sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def with_token(module_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+def with_token(hosting: HostingFactory) -> HttpServer:
     """Streamable HTTP (stateless: every request stands alone) behind the bearer token."""
-    tmp_path = tmp_path_factory.mktemp("with-token")
-    with served(server_env(module_sandbox, tmp_path, PIXVERSE_MCP_AUTH_TOKEN=TOKEN), tmp_path, STATELESS) as server:
-        yield server
+    return hosting(STATELESS, PIXVERSE_MCP_AUTH_TOKEN=TOKEN)
 
 
 @pytest.fixture(scope="module")
-def without_token(module_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    tmp_path = tmp_path_factory.mktemp("without-token")
-    with served(server_env(module_sandbox, tmp_path), tmp_path, STATELESS) as server:
-        yield server
+def without_token(hosting: HostingFactory) -> HttpServer:
+    return hosting(STATELESS)
 
 
 # --- no OAuth ---------------------------------------------------------------------------------------------------

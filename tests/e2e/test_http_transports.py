@@ -8,9 +8,7 @@ DNS-rebinding protection (Host and Origin against the allow-list, extended by se
 
 from __future__ import annotations
 
-import hmac
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from starlette.responses import PlainTextResponse
-from starlette.types import Receive, Scope, Send
 
 from pixverse_mcp import __version__
-from pixverse_mcp.cli import build_parser
-from pixverse_mcp.hosting import UNAUTHORIZED_MESSAGE, BearerTokenMiddleware
-from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
-from tests.conftest import FAST_SANDBOX, server_env, stdio_client
+from pixverse_mcp.hosting import UNAUTHORIZED_MESSAGE
+from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox
+from tests.conftest import HostingFactory, server_env, stdio_client
 from tests.http_server import (
     HTTP_MODES,
     SSE,
@@ -60,29 +55,14 @@ CREATE_CALL = {
 DEADLINE_SECONDS = 15.0
 
 
-@pytest.fixture(scope="module")
-def module_sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**vars(FAST_SANDBOX))) as running:
-        yield running
-
-
-@pytest.fixture(scope="module", params=HTTP_MODES, ids=[mode.id for mode in HTTP_MODES])
-def hosted(
-    request: pytest.FixtureRequest, module_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[HttpServer]:
-    """The server over one HTTP mode, with a token, and one extra allowed host and origin."""
-    mode: Mode = request.param
-    tmp_path = tmp_path_factory.mktemp(mode.id)
-    env = server_env(
-        module_sandbox,
-        tmp_path,
-        PIXVERSE_MCP_AUTH_TOKEN=TOKEN,
-        # Exactly as the README says: "add your public name with PIXVERSE_MCP_ALLOWED_HOSTS=mcp.example.com".
-        PIXVERSE_MCP_ALLOWED_HOSTS=EXTRA_HOST,
-        PIXVERSE_MCP_ALLOWED_ORIGINS=EXTRA_ORIGIN,
-    )
-    with served(env, tmp_path, mode) as server:
-        yield server
+# The server of `hosted` (one per HTTP mode): a token, and one extra allowed host and origin exactly as the README says:
+# "add your public name with PIXVERSE_MCP_ALLOWED_HOSTS=mcp.example.com".
+HOSTED_ENV = {
+    "PIXVERSE_MCP_AUTH_TOKEN": TOKEN,
+    "PIXVERSE_MCP_ALLOWED_HOSTS": EXTRA_HOST,
+    "PIXVERSE_MCP_ALLOWED_ORIGINS": EXTRA_ORIGIN,
+}
+EVERY_MODE = pytest.mark.parametrize("hosted", HTTP_MODES, ids=[mode.id for mode in HTTP_MODES], indirect=True)
 
 
 def raw_headers(token: str | None = TOKEN, **extra: str) -> dict[str, str]:
@@ -176,7 +156,8 @@ async def connection_fails(server: HttpServer, **options: Any) -> BaseException:
 # --- tools over every HTTP mode -------------------------------------------------------------------------------
 
 
-async def test_generate_video_blocking_completes(hosted: HttpServer, module_sandbox: RunningSandbox) -> None:
+@EVERY_MODE
+async def test_generate_video_blocking_completes(hosted: HttpServer, shared_sandbox: RunningSandbox) -> None:
     messages: list[str | None] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -197,7 +178,7 @@ async def test_generate_video_blocking_completes(hosted: HttpServer, module_sand
     assert state is not None
     assert state["status"] == "completed"
     assert state["done"] is True
-    assert state["video_url"].startswith(module_sandbox.url + "/_sandbox/videos/")
+    assert state["video_url"].startswith(shared_sandbox.url + "/_sandbox/videos/")
     assert listing.structured_content is not None
     assert state["generation_id"] in [video["generation_id"] for video in listing.structured_content["videos"]]
     if not hosted.mode.stateless:
@@ -208,11 +189,12 @@ async def test_generate_video_blocking_completes(hosted: HttpServer, module_sand
 # --- the bearer token -----------------------------------------------------------------------------------------
 
 
+@EVERY_MODE
 @pytest.mark.parametrize(
     "token", [None, "wrong-" + TOKEN, TOKEN[:-1], TOKEN + "x"], ids=["none", "wrong", "prefix", "longer"]
 )
 async def test_sdk_client_without_the_token_cannot_connect(
-    hosted: HttpServer, module_sandbox: RunningSandbox, token: str | None
+    hosted: HttpServer, shared_sandbox: RunningSandbox, token: str | None
 ) -> None:
     status_log = StatusLog()
     await connection_fails(hosted, token=token, status_log=status_log)
@@ -221,6 +203,7 @@ async def test_sdk_client_without_the_token_cannot_connect(
     assert set(status_log.statuses) == {401}
 
 
+@EVERY_MODE
 @pytest.mark.parametrize(
     ("headers", "status", "challenge"),
     [
@@ -250,17 +233,17 @@ async def test_sdk_client_without_the_token_cannot_connect(
 )
 async def test_refused_requests_never_reach_a_tool(
     hosted: HttpServer,
-    module_sandbox: RunningSandbox,
+    shared_sandbox: RunningSandbox,
     headers: dict[str, str],
     status: int,
     challenge: str | None,
 ) -> None:
-    before = module_sandbox.state.stats()["creates"]
+    before = shared_sandbox.state.stats()["creates"]
     async with raw_session(hosted) as session:
         refused = await session.post(CREATE_CALL, headers)
         # The same request with good headers does reach the tool: the refusal above was the guard's alone.
         accepted = await session.post(CREATE_CALL, raw_headers())
-        after = await wait_for_creates(module_sandbox, before + 1)
+        after = await wait_for_creates(shared_sandbox, before + 1)
 
     assert refused.status_code == status, refused.text
     if challenge is not None:
@@ -276,6 +259,7 @@ async def test_refused_requests_never_reach_a_tool(
     assert after == before + 1, "exactly one create (the accepted request's) must reach the API"
 
 
+@EVERY_MODE
 async def test_sdk_client_refused_on_a_forged_host(hosted: HttpServer) -> None:
     status_log = StatusLog()
     await connection_fails(hosted, token=TOKEN, headers={"Host": EVIL_HOST}, status_log=status_log)
@@ -286,6 +270,7 @@ async def test_sdk_client_refused_on_a_forged_host(hosted: HttpServer) -> None:
 # --- DNS-rebinding allow-list ---------------------------------------------------------------------------------
 
 
+@EVERY_MODE
 @pytest.mark.parametrize("with_port", [False, True], ids=["behind-a-proxy", "direct-on-its-port"])
 async def test_configured_extra_host_and_origin_are_accepted(hosted: HttpServer, with_port: bool) -> None:
     # Behind a proxy on 443 clients send `Host: mcp.example.com`; reaching the server on its own port, as the
@@ -303,11 +288,9 @@ async def test_configured_extra_host_and_origin_are_accepted(hosted: HttpServer,
 
 
 @pytest.fixture(scope="module")
-def default_server(module_sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+def default_server(hosting: HostingFactory) -> HttpServer:
     """Streamable HTTP (stateless) with no token and no extra hosts or origins: the allow-list is loopback only."""
-    tmp_path = tmp_path_factory.mktemp("default")
-    with served(server_env(module_sandbox, tmp_path), tmp_path, STATELESS) as server:
-        yield server
+    return hosting(STATELESS)
 
 
 LIST_CALL = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_videos"}}
@@ -345,13 +328,14 @@ async def test_loopback_names_only_by_default(
 # --- /healthz --------------------------------------------------------------------------------------------------
 
 
-async def test_health_needs_no_token_and_reveals_nothing(hosted: HttpServer, module_sandbox: RunningSandbox) -> None:
+@EVERY_MODE
+async def test_health_needs_no_token_and_reveals_nothing(hosted: HttpServer, shared_sandbox: RunningSandbox) -> None:
     async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as http:
         response = await http.get(hosted.base_url + "/healthz")
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "version": __version__}
-    for secret in (TOKEN, SANDBOX_API_KEY, module_sandbox.url, str(module_sandbox.port), "/tmp", "sqlite"):
+    for secret in (TOKEN, SANDBOX_API_KEY, shared_sandbox.url, str(shared_sandbox.port), "/tmp", "sqlite"):
         assert secret not in response.text
     assert "www-authenticate" not in response.headers
 
@@ -413,19 +397,6 @@ async def test_stateless_answers_plain_json_without_a_session(tmp_path: Path, mo
         assert response.headers["mcp-session-id"]
 
 
-def test_cli_defaults_bind_loopback_port_8000() -> None:
-    args = build_parser().parse_args([])
-    assert (args.transport, args.host, args.port, args.stateless, args.allow_unauthenticated) == (
-        "stdio",
-        "127.0.0.1",
-        8000,
-        False,
-        False,
-    )
-    args = build_parser().parse_args(["--transport", "sse", "--host", "0.0.0.0", "--port", "9", "--stateless"])
-    assert (args.transport, args.host, args.port, args.stateless) == ("sse", "0.0.0.0", 9, True)
-
-
 async def test_stdio_transport_from_the_same_cli(sandbox: RunningSandbox, tmp_path: Path) -> None:
     # A token set for HTTP does not concern stdio: the host that spawned the process is the only client.
     env = server_env(sandbox, tmp_path, PIXVERSE_MCP_AUTH_TOKEN=TOKEN)
@@ -436,32 +407,3 @@ async def test_stdio_transport_from_the_same_cli(sandbox: RunningSandbox, tmp_pa
     assert result.structured_content is not None
     assert result.structured_content["generation_id"]
     assert sandbox.state.stats()["creates"] == 1
-
-
-# --- the token check itself -------------------------------------------------------------------------------------
-
-
-async def test_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    compared: list[tuple[bytes, bytes]] = []
-    real_compare = hmac.compare_digest
-
-    def spy(left: bytes, right: bytes) -> bool:
-        compared.append((left, right))
-        return real_compare(left, right)
-
-    monkeypatch.setattr(hmac, "compare_digest", spy)
-
-    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
-        await PlainTextResponse("reached")(scope, receive, send)
-
-    app = BearerTokenMiddleware(inner, TOKEN)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        good = await http.get("/mcp", headers={"Authorization": f"bearer {TOKEN}"})
-        bad = await http.get("/mcp", headers={"Authorization": "Bearer nope"})
-        health = await http.get("/healthz")
-
-    assert (good.status_code, good.text) == (200, "reached")
-    assert bad.status_code == 401
-    assert json.loads(bad.text)["error"]["message"] == UNAUTHORIZED_MESSAGE
-    assert health.status_code == 200
-    assert compared == [(TOKEN.encode(), TOKEN.encode()), (b"nope", TOKEN.encode())]

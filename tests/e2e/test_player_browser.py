@@ -251,7 +251,7 @@ class Host:
 
 
 @asynccontextmanager
-async def hosted(
+async def shown_in_host(
     page: Page, url: str, sandbox: RunningSandbox, tmp_path: Path, **options: Any
 ) -> AsyncIterator[tuple[Host, Client]]:
     resource_domains = options.pop("resource_domains", None)
@@ -326,7 +326,7 @@ async def test_a_completed_video_plays_in_the_view(
 ) -> None:
     """(b) A finished blocking call: the video plays from the sandbox, the contact sheet is its poster, the prompt
     and the cost are shown, and no polling happens."""
-    async with hosted(page, host_url, sandbox, tmp_path) as (host, client):
+    async with shown_in_host(page, host_url, sandbox, tmp_path) as (host, client):
         assert f"media-src 'self' data: {sandbox.url};" in host.policy  # from the resource's resourceDomains
         arguments = {"prompt": "A red fox running through fresh snow at dawn", "preview": True}
         result = wire(await client.call_tool("generate_video_blocking", arguments))
@@ -382,7 +382,7 @@ async def test_a_running_video_is_polled_until_it_plays(page: Page, host_url: st
     once the sandbox finishes the video appears and the polling stops."""
     # Slow enough to watch: queued 0.5 s, then generating 9 s; the server expects about 10.5 s (35 s x 0.3).
     with RunningSandbox(SandboxConfig(queued_seconds=0.5, generating_seconds=9.0)) as slow:
-        async with hosted(page, host_url, slow, tmp_path, poll_time_scale=0.3) as (host, client):
+        async with shown_in_host(page, host_url, slow, tmp_path, poll_time_scale=0.3) as (host, client):
             arguments = {"prompt": "A paper boat drifting down a rainy street"}
             result = wire(await client.call_tool("create_video", arguments))
             sc = result["structuredContent"]
@@ -443,7 +443,7 @@ async def test_without_the_media_origin_in_the_csp_the_video_is_blocked(
 ) -> None:
     """(d) The same completed result under a CSP without the sandbox origin: the video does not load."""
     assert sandbox.url.split("/")[2] != host_url.split("/")[2]  # else 'self' would let it in anyway
-    async with hosted(page, host_url, sandbox, tmp_path, resource_domains=[]) as (host, client):
+    async with shown_in_host(page, host_url, sandbox, tmp_path, resource_domains=[]) as (host, client):
         assert "media-src 'self' data:;" in host.policy
         assert sandbox.url not in host.policy
         arguments = {"prompt": "A lighthouse in a storm"}
@@ -466,7 +466,7 @@ async def test_teardown_is_answered_and_stops_polling(
     page: Page, host_url: str, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     """(e) ui/resource-teardown is answered with {} and no poll follows; ping too, and unknown requests fail."""
-    async with hosted(page, host_url, sandbox, tmp_path) as (host, client):
+    async with shown_in_host(page, host_url, sandbox, tmp_path) as (host, client):
         arguments = {"prompt": "A windmill at dusk [sandbox:fault=never_completes]"}
         result = wire(await client.call_tool("create_video", arguments))
         assert result["structuredContent"]["done"] is False
@@ -493,7 +493,7 @@ async def test_a_repeated_result_polls_once_and_cancel_stops_it(
     page: Page, host_url: str, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     """The same tool-result twice (hosts may re-send it) keeps one poll timer; tool-cancelled stops it."""
-    async with hosted(page, host_url, sandbox, tmp_path) as (host, client):
+    async with shown_in_host(page, host_url, sandbox, tmp_path) as (host, client):
         arguments = {"prompt": "A hot-air balloon over hills [sandbox:fault=never_completes]"}
         result = wire(await client.call_tool("create_video", arguments))
         await host.deliver(arguments, result)
@@ -517,7 +517,7 @@ async def test_a_result_without_structured_content_shows_its_text(
     page: Page, host_url: str, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     """A refused call (no structured content) is shown from its text, and nothing is polled."""
-    async with hosted(page, host_url, sandbox, tmp_path) as (host, client):
+    async with shown_in_host(page, host_url, sandbox, tmp_path) as (host, client):
         arguments = {"prompt": "A cat", "duration": 7}
         result = wire(await client.call_tool("generate_video_blocking", arguments))
         assert result.get("isError") is True

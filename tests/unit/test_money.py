@@ -33,6 +33,8 @@ from tests.stdio_support import structured, text_of
 pytestmark = pytest.mark.anyio
 
 FAST = {"queued_seconds": 0.2, "generating_seconds": 0.6, "logs_delay_seconds": 0.3}
+# Each test's `sandbox`.
+SANDBOX = SandboxConfig(**FAST)
 ROUND_TRIP = "2026-07-28"
 
 
@@ -55,12 +57,6 @@ async def served(settings: Settings, **client_options: Any) -> AsyncIterator[tup
     with anyio.fail_after(120):
         async with open_app(settings) as app, Client(build_server(settings, app), **client_options) as client:
             yield client, app
-
-
-@pytest.fixture
-def fast_sandbox() -> AsyncIterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(**FAST)) as running:
-        yield running  # type: ignore[misc]
 
 
 def creates(sandbox: RunningSandbox) -> int:
@@ -116,15 +112,15 @@ async def test_with_a_1_dollar_cap_and_unreadable_costs_at_most_2_of_6_creates_l
         assert structured(created[0])["cost_usd"] == pytest.approx(0.42)
 
 
-async def test_failed_videos_release_their_cost(fast_sandbox: RunningSandbox, tmp_path: Path) -> None:
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, daily_budget_usd=1.0)
+async def test_failed_videos_release_their_cost(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, daily_budget_usd=1.0)
     async with served(settings) as (client, _):
         for prompt in ("one [sandbox:fail]", "two [sandbox:fail]", "three", "four"):
             result = await client.call_tool("generate_video_blocking", {"prompt": fresh(prompt)})
             assert structured(result)["done"] is True, text_of(result)
         refused = await client.call_tool("generate_video_blocking", {"prompt": fresh("five")})
 
-    assert creates(fast_sandbox) == 4
+    assert creates(sandbox) == 4
     assert structured(refused)["status"] == "not_created"
     assert "spending cap" in text_of(refused)
 
@@ -156,8 +152,8 @@ def answering(content: dict[str, Any] | None, *, action: str = "accept", seen: l
 
 
 @pytest.mark.parametrize("tool", ["create_video", "generate_video_blocking"])
-async def test_a_replayed_confirmation_creates_once(fast_sandbox: RunningSandbox, tmp_path: Path, tool: str) -> None:
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
+async def test_a_replayed_confirmation_creates_once(sandbox: RunningSandbox, tmp_path: Path, tool: str) -> None:
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
     arguments = {"prompt": fresh("replayed")}
     async with served(settings, mode=ROUND_TRIP, elicitation_callback=answering({"confirm": True})) as (client, _):
         asked = await client.session.call_tool(tool, arguments, allow_input_required=True)
@@ -171,24 +167,24 @@ async def test_a_replayed_confirmation_creates_once(fast_sandbox: RunningSandbox
             for _ in range(3)
         ]
 
-    assert creates(fast_sandbox) == 1
+    assert creates(sandbox) == 1
     ids = {structured(result)["generation_id"] for result in results}  # type: ignore[arg-type]
     assert len(ids) == 1
     assert None not in ids
 
 
 @pytest.mark.parametrize("answer", ["yes", 1, "true", None, ["true"]])
-async def test_only_a_real_true_is_a_yes(fast_sandbox: RunningSandbox, tmp_path: Path, answer: object) -> None:
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
+async def test_only_a_real_true_is_a_yes(sandbox: RunningSandbox, tmp_path: Path, answer: object) -> None:
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
     async with served(settings, elicitation_callback=answering({"confirm": answer})) as (client, _):
         result = await client.call_tool("create_video", {"prompt": fresh("not quite yes")})
 
     assert structured(result)["status"] == "not_created", text_of(result)
-    assert creates(fast_sandbox) == 0
+    assert creates(sandbox) == 0
 
 
-async def test_an_accepted_answer_without_content_creates_nothing(fast_sandbox: RunningSandbox, tmp_path: Path) -> None:
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
+async def test_an_accepted_answer_without_content_creates_nothing(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
     arguments = {"prompt": fresh("empty answer")}
     async with served(settings, mode=ROUND_TRIP, elicitation_callback=answering(None)) as (client, _):
         asked = await client.session.call_tool("create_video", arguments, allow_input_required=True)
@@ -204,14 +200,12 @@ async def test_an_accepted_answer_without_content_creates_nothing(fast_sandbox: 
 
     assert isinstance(result, types.CallToolResult)
     assert structured(result)["status"] == "not_created", text_of(result)
-    assert creates(fast_sandbox) == 0
+    assert creates(sandbox) == 0
 
 
-async def test_the_question_quotes_the_estimate_for_the_size_asked(
-    fast_sandbox: RunningSandbox, tmp_path: Path
-) -> None:
+async def test_the_question_quotes_the_estimate_for_the_size_asked(sandbox: RunningSandbox, tmp_path: Path) -> None:
     asked: list[str] = []
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True)
     async with served(settings, elicitation_callback=answering({"confirm": False}, seen=asked)) as (client, _):
         await client.call_tool("create_video", {"prompt": fresh("small")})
         await client.call_tool("create_video", {"prompt": fresh("large"), "resolution": "1080p"})
@@ -220,15 +214,15 @@ async def test_the_question_quotes_the_estimate_for_the_size_asked(
     assert "about $0.56" in asked[1]  # the sandbox's list: $0.112 a second at 1080p
 
 
-async def test_nobody_is_asked_when_the_cap_refuses_anyway(fast_sandbox: RunningSandbox, tmp_path: Path) -> None:
+async def test_nobody_is_asked_when_the_cap_refuses_anyway(sandbox: RunningSandbox, tmp_path: Path) -> None:
     asked: list[str] = []
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True, daily_budget_usd=0.30)
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True, daily_budget_usd=0.30)
     async with served(settings, elicitation_callback=answering({"confirm": True}, seen=asked)) as (client, _):
         result = await client.call_tool("create_video", {"prompt": fresh("over the cap")})
 
     assert asked == []
     assert "spending cap" in text_of(result)
-    assert creates(fast_sandbox) == 0
+    assert creates(sandbox) == 0
 
 
 # 3. Every wait inside its budget.
@@ -259,11 +253,11 @@ async def test_joining_an_identical_create_keeps_to_the_joiners_budget(tmp_path:
 
 
 async def test_the_pending_create_of_a_dead_process_is_settled_not_waited_for(
-    fast_sandbox: RunningSandbox, tmp_path: Path
+    sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     import socket
 
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, settle_seconds=1.0)
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, settle_seconds=1.0)
     arguments = {"prompt": fresh("left by a dead process")}
     async with served(settings) as (client, app):
         service = app.require_service()
@@ -279,7 +273,7 @@ async def test_the_pending_create_of_a_dead_process_is_settled_not_waited_for(
 
     assert structured(result)["status"] == "completed", text_of(result)
     assert took <= settings.wait_budget_seconds + 5
-    assert fast_sandbox.state.stats()["accepted"] == 1  # the dead one never reached the API: made once, now
+    assert sandbox.state.stats()["accepted"] == 1  # the dead one never reached the API: made once, now
 
 
 # 4. A create whose answer was lost settles itself.
@@ -325,13 +319,13 @@ async def test_a_create_never_received_is_created_again_after_the_settle_window(
 
 
 async def test_an_answered_create_the_locked_journal_cannot_take_is_spooled_then_written(
-    fast_sandbox: RunningSandbox, tmp_path: Path
+    sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path)
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path)
     async with served(settings) as (client, app):
         app.storage._busy_seconds = 0.3  # type: ignore[attr-defined]  # give up on the lock fast, for the test
         await client.call_tool("list_videos", {})  # opens the journal
-        fast_sandbox.state.inject("slow", method="POST", seconds=1.0)
+        sandbox.state.inject("slow", method="POST", seconds=1.0)
         locker = sqlite3.connect(settings.journal_path, isolation_level=None, check_same_thread=False)
 
         async def lock_while_sending() -> None:
@@ -356,8 +350,8 @@ async def test_an_answered_create_the_locked_journal_cannot_take_is_spooled_then
 # 6. The account.
 
 
-async def test_account_status_reports_the_balance_and_the_day(fast_sandbox: RunningSandbox, tmp_path: Path) -> None:
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, daily_budget_usd=2.0)
+async def test_account_status_reports_the_balance_and_the_day(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, daily_budget_usd=2.0)
     async with served(settings) as (client, _):
         await client.call_tool("generate_video_blocking", {"prompt": fresh("one")})
         account = structured(await client.call_tool("account_status", {}))

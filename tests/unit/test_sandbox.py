@@ -33,18 +33,13 @@ RETRY_AFTER_SECONDS = 2
 PENDING_SECONDS = 600.0
 # What a client sees when the sandbox resets the connection.
 CONNECTION_DROPPED = (httpx.ReadError, httpx.RemoteProtocolError)
-
-
-@pytest.fixture(scope="module")
-def shared_sandbox() -> Iterator[RunningSandbox]:
-    config = SandboxConfig(
-        queued_seconds=PENDING_SECONDS,
-        generating_seconds=PENDING_SECONDS,
-        slow_seconds=SLOW_SECONDS,
-        retry_after_seconds=RETRY_AFTER_SECONDS,
-    )
-    with RunningSandbox(config) as sandbox:
-        yield sandbox
+# The module's sandbox (`shared_sandbox`, reset for each test by `running`).
+SANDBOX = SandboxConfig(
+    queued_seconds=PENDING_SECONDS,
+    generating_seconds=PENDING_SECONDS,
+    slow_seconds=SLOW_SECONDS,
+    retry_after_seconds=RETRY_AFTER_SECONDS,
+)
 
 
 @pytest.fixture
