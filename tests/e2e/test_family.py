@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,8 @@ DOCUMENTED: dict[str, set[str]] = {
 }
 COMMON = {"model", "prompt", "resolution", "duration", "negative_prompt", "style", "seed"}
 LIP_SYNC = {"model", "video_url", "audio_url", "lip_sync_tts_content", "lip_sync_tts_speaker"}
-
-
-@pytest.fixture(scope="module")
-def family_sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxConfig(queued_seconds=0.2, generating_seconds=0.6)) as running:
-        yield running
+# The module's sandbox (`shared_sandbox`).
+SANDBOX = SandboxConfig(queued_seconds=0.2, generating_seconds=0.6)
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +93,11 @@ def png_data_uri(path: Path) -> str:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_every_model_gets_the_body_its_table_documents(
-    transport: str, family_sandbox: RunningSandbox, folders: dict[str, Path], tmp_path: Path
+    transport: str, shared_sandbox: RunningSandbox, folders: dict[str, Path], tmp_path: Path
 ) -> None:
     root = folders["root"]
     made: dict[str, types.CallToolResult] = {}
-    async with connected(transport, family_sandbox, tmp_path, root) as client:
+    async with connected(transport, shared_sandbox, tmp_path, root) as client:
         for name, arguments in {
             "local image": {"prompt": f"the fox wakes ({transport})", "image": str(root / "first.png")},
             "image url": {"prompt": f"the fox runs ({transport})", "image": "https://example.com/first.png"},
@@ -130,7 +126,7 @@ async def test_every_model_gets_the_body_its_table_documents(
         )
         listing = structured(await client.call_tool("list_videos", {"limit": 10}))
 
-    bodies = {name: body_of(family_sandbox, result) for name, result in made.items()}
+    bodies = {name: body_of(shared_sandbox, result) for name, result in made.items()}
     for body in bodies.values():
         assert_documented(body)
     assert bodies["local image"]["model"] == "pixverse/v5/image-to-video"
@@ -144,7 +140,7 @@ async def test_every_model_gets_the_body_its_table_documents(
     assert bodies["spoken on v5"]["lip_sync_tts_content"] == "The light is on."
     assert bodies["spoken on v5"]["lip_sync_tts_speaker"] == "Oliver"
     assert structured(spoken)["status"] == "completed", text_of(spoken)
-    lip_sync = body_of(family_sandbox, spoken)
+    lip_sync = body_of(shared_sandbox, spoken)
     assert_documented(lip_sync)
     assert lip_sync["model"] == "pixverse/lip-sync"
     assert lip_sync["video_url"] == structured(made["local image"])["video_url"]
@@ -182,11 +178,11 @@ UNSAFE_OR_IMPOSSIBLE: dict[str, dict[str, Any]] = {
 
 
 async def test_unsafe_inputs_and_impossible_combinations_are_refused_with_nothing_sent(
-    family_sandbox: RunningSandbox, folders: dict[str, Path], tmp_path: Path
+    shared_sandbox: RunningSandbox, folders: dict[str, Path], tmp_path: Path
 ) -> None:
     places = {"root": folders["root"], "outside": folders["outside"]}
-    before = family_sandbox.state.stats()["creates"]
-    async with connected("stdio", family_sandbox, tmp_path, folders["root"]) as client:
+    before = shared_sandbox.state.stats()["creates"]
+    async with connected("stdio", shared_sandbox, tmp_path, folders["root"]) as client:
         refusals = {}
         for case, fields in UNSAFE_OR_IMPOSSIBLE.items():
             arguments = {"prompt": f"refused: {case}"}
@@ -196,7 +192,7 @@ async def test_unsafe_inputs_and_impossible_combinations_are_refused_with_nothin
             result = await client.call_tool("create_video", arguments)
             refusals[case] = (result.is_error, text_of(result))
 
-    assert family_sandbox.state.stats()["creates"] == before, "a refused input reached the API"
+    assert shared_sandbox.state.stats()["creates"] == before, "a refused input reached the API"
     for case, (is_error, text) in refusals.items():
         assert is_error, case
         assert any(name in text for name in UNSAFE_OR_IMPOSSIBLE[case]), (case, text)  # it names the field
