@@ -80,6 +80,18 @@ def every_result_matches_its_output_schema() -> Iterator[None]:
         Client.call_tool = original  # type: ignore[method-assign]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def each_schema_is_checked_against_its_metaschema_once() -> Iterator[None]:
+    """The SDK client checks each tool's outputSchema against the JSON Schema metaschema once per session and tool,
+    which costs far more than validating a result; with a new session in most tests, remember the schemas that
+    passed (a schema that fails is checked, and refused, every time)."""
+    restore = result_schemas.remember_valid_schemas()
+    try:
+        yield
+    finally:
+        restore()
+
+
 # --- sandboxes ---------------------------------------------------------------------------------------------------
 
 

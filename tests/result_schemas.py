@@ -9,7 +9,9 @@ JSON-RPC helper checks against the snapshot of the published schemas: no path, n
 from __future__ import annotations
 
 import json
+import re
 import weakref
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,27 @@ def checking_call_tool(original: Any) -> Any:
         return result
 
     return call_tool
+
+
+def remember_valid_schemas() -> Callable[[], None]:
+    """Make each jsonschema validator class remember the schemas its `check_schema` passed (a failure is not
+    remembered, so it raises every time); return what undoes it."""
+    passed: set[tuple[type[Any], str]] = set()
+    originals: dict[type[Any], Any] = {}
+    drafts = {getattr(jsonschema, name) for name in dir(jsonschema) if re.fullmatch(r"Draft\d+Validator", name)}
+    for cls in drafts:
+        originals[cls] = cls.__dict__["check_schema"]
+
+        def check_schema(cls: type[Any], schema: Any, *args: Any, _check: Any = originals[cls], **kwargs: Any) -> None:
+            key = (cls, json.dumps(schema, sort_keys=True, default=repr))
+            if key not in passed:
+                _check.__func__(cls, schema, *args, **kwargs)
+                passed.add(key)
+
+        cls.check_schema = classmethod(check_schema)
+
+    def restore() -> None:
+        for cls, original in originals.items():
+            cls.check_schema = original
+
+    return restore

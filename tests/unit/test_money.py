@@ -228,6 +228,7 @@ async def test_nobody_is_asked_when_the_cap_refuses_anyway(sandbox: RunningSandb
 # 3. Every wait inside its budget.
 
 
+@pytest.mark.slow  # the first create is held 8 s
 async def test_joining_an_identical_create_keeps_to_the_joiners_budget(tmp_path: Path) -> None:
     with RunningSandbox(SandboxConfig(**FAST)) as sandbox:
         sandbox.state.inject("slow", method="POST", seconds=8)
@@ -252,6 +253,7 @@ async def test_joining_an_identical_create_keeps_to_the_joiners_budget(tmp_path:
     assert structured(results["first"])["status"] == "completed"
 
 
+@pytest.mark.slow  # the settle window, in real time
 async def test_the_pending_create_of_a_dead_process_is_settled_not_waited_for(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -296,6 +298,7 @@ async def test_a_create_accepted_then_lost_ends_reattached_with_one_payment(tmp_
     assert entry.cost_usd == pytest.approx(0.42)
 
 
+@pytest.mark.slow  # the settle window, in real time
 async def test_a_create_never_received_is_created_again_after_the_settle_window(tmp_path: Path) -> None:
     with RunningSandbox(SandboxConfig(**FAST)) as sandbox:
         sandbox.state.inject("reset", method="POST")  # dropped before the API had it: no row in its log
@@ -392,9 +395,9 @@ def test_a_setting_that_is_not_finite_or_in_range_is_refused_naming_it(variable:
 
 
 async def test_a_replay_gets_its_video_even_when_the_cap_is_reached_since(
-    fast_sandbox: RunningSandbox, tmp_path: Path
+    sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    settings = settings_for(fast_sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True, daily_budget_usd=0.50)
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True, daily_budget_usd=0.50)
     arguments = {"prompt": fresh("replayed at the cap")}
     async with served(settings, mode=ROUND_TRIP, elicitation_callback=answering({"confirm": True})) as (client, _):
         asked = await client.session.call_tool("create_video", arguments, allow_input_required=True)
@@ -409,6 +412,6 @@ async def test_a_replay_gets_its_video_even_when_the_cap_is_reached_since(
 
         first, replayed = await answered(), await answered()  # $0.42 of $0.50 spent by the first
 
-    assert creates(fast_sandbox) == 1
+    assert creates(sandbox) == 1
     assert structured(replayed)["generation_id"] == structured(first)["generation_id"]
     assert structured(replayed)["reattached"] is True
