@@ -501,7 +501,8 @@ async def test_create_accepted_but_answered_badly_is_never_sent_again(
     else:
         assert_create_outcome_unknown(result)
     # It was accepted (and is being paid for): exactly once.
-    assert upstream.stats()["creates"] == upstream.stats()["accepted"] == 1
+    stats = upstream.stats()
+    assert (stats["creates"], stats["accepted"]) == (1, 1), upstream.log
 
 
 @pytest.mark.parametrize("tool", WAITING_OUT_ITS_TIMEOUT)
