@@ -33,7 +33,8 @@ from pixverse_mcp.storage import (
 from pixverse_mcp.storage import sqlite as sqlite_backend
 from tests.postgres_server import RunningPostgres
 
-pytestmark = pytest.mark.anyio
+# One worker runs these under `scripts/test --fast` (pytest-xdist's loadgroup): it alone starts PostgreSQL.
+pytestmark = [pytest.mark.anyio, pytest.mark.xdist_group("postgres")]
 
 BODY = {"model": "pixverse/v5/text-to-video", "prompt": "a paper boat", "resolution": "720p", "duration": 5}
 KEY = "key-of-a-paper-boat"
