@@ -5,6 +5,7 @@ Each test runs twice (`backend` is `sqlite` or `postgres`) against a fresh, empt
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from pixverse_mcp.storage import (
     TaskRecord,
     open_storage,
 )
+from pixverse_mcp.storage import postgres as postgres_backend
 from pixverse_mcp.storage import sqlite as sqlite_backend
 from tests.postgres_server import RunningPostgres
 
@@ -515,3 +517,104 @@ async def test_a_database_recreated_empty_is_migrated_again_without_a_restart(
         assert await store.get("gen-before") is None
     finally:
         await store.close()
+
+
+async def test_a_row_with_unreadable_json_and_an_unknown_status_is_read_tolerantly(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    store = open_storage(None, path)
+    try:
+        await create(store, created("gen-odd"))
+        with sqlite3.connect(path) as db:  # what another program, or a torn write, may leave behind
+            db.execute("UPDATE generations SET request_json = '{\"cut', status = 'paused-forever' WHERE id = 'gen-odd'")
+        entry = await store.get("gen-odd")
+    finally:
+        await store.close()
+
+    assert entry is not None
+    assert entry.request is None
+    assert entry.status is GenerationStatus.UNKNOWN
+    assert entry.usage == USAGE  # the readable columns are kept
+
+
+# PostgreSQL only: replicas, a database that is down or newer, the driver.
+
+
+async def test_a_replica_waiting_for_a_change_hears_another_replicas_status_at_once(
+    postgres: RunningPostgres, tmp_path: Path
+) -> None:
+    url = postgres.new_database()
+    waiting, writing = open_storage(url, tmp_path / "a.sqlite3"), open_storage(url, tmp_path / "b.sqlite3")
+    try:
+        await create(writing, created("gen-heard"))
+        await waiting.get("gen-heard")  # connected, and listening
+        async with anyio.create_task_group() as group:
+            heard = anyio.Event()
+
+            async def wait() -> None:
+                await waiting.wait_for_change("gen-heard", timeout=120)
+                heard.set()
+
+            group.start_soon(wait)
+            await anyio.sleep(0.1)
+            await writing.record_status(created("gen-heard", status="generating"))
+            with anyio.fail_after(30):  # long before the waiter's own 120 s are up
+                await heard.wait()
+    finally:
+        await waiting.close()
+        await writing.close()
+
+
+async def test_before_it_connects_a_wait_for_change_returns_within_its_timeout(postgres: RunningPostgres) -> None:
+    store = open_storage(postgres.new_database(), Path("unused.sqlite3"))
+    with anyio.fail_after(30):
+        await store.wait_for_change("gen-not-listened-for", timeout=0.05)
+    await store.close()  # never opened: nothing to close
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_a_database_that_is_down_is_a_storage_error_that_names_it_without_its_password(tmp_path: Path) -> None:
+    store = open_storage(f"postgresql://pixverse:s3cret-pw@127.0.0.1:{unused_port()}/journal", tmp_path / "x.db")
+
+    with pytest.raises(StorageError) as refused:
+        await store.recent()
+
+    assert "postgresql://pixverse:***@127.0.0.1" in str(refused.value)
+    assert "s3cret-pw" not in str(refused.value)
+    await store.close()
+
+
+async def test_a_database_from_a_newer_version_is_refused_and_left_alone(
+    postgres: RunningPostgres, tmp_path: Path
+) -> None:
+    import asyncpg
+
+    url = postgres.new_database()
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("CREATE TABLE pixverse_schema (version INTEGER NOT NULL)")
+        await connection.execute("INSERT INTO pixverse_schema (version) VALUES (99)")
+        store = open_storage(url, tmp_path / "unused.sqlite3")
+        with pytest.raises(StorageError, match="newer pixverse-mcp"):
+            await store.recent()
+        await store.close()
+        tables = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert [row["tablename"] for row in tables] == ["pixverse_schema"]
+        assert await connection.fetchval("SELECT max(version) FROM pixverse_schema") == 99
+    finally:
+        await connection.close()
+
+
+async def test_without_the_driver_a_database_url_is_refused_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_backend, "asyncpg", None)
+    store = open_storage("postgresql://127.0.0.1/journal", tmp_path / "unused.sqlite3")
+
+    with pytest.raises(StorageError, match=r"pip install 'aimlapi-pixverse-mcp\[postgres\]'"):
+        await store._open()  # type: ignore[attr-defined]
