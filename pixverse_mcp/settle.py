@@ -21,7 +21,7 @@ import anyio
 
 from pixverse_mcp.client import PixVerseClient
 from pixverse_mcp.errors import CreateOutcomeUnknownError, CreatePendingError, PixVerseError
-from pixverse_mcp.models import Generation, GenerationStatus
+from pixverse_mcp.models import Generation, GenerationStatus, plausible_cost_usd
 from pixverse_mcp.pricing import RequestLogRow
 from pixverse_mcp.storage import AnsweredCreate, JournalEntry, PendingCreate, Storage, StorageError
 from pixverse_mcp.text import printable
@@ -203,7 +203,8 @@ class Settler:
             generation = await self.client.get(generation_id, timeout=_LOOK_TIMEOUT_SECONDS)
         except PixVerseError:
             generation = Generation(id=generation_id, status=GenerationStatus.QUEUED)
-        charged = row.cost_usd if row.cost_usd else None  # an async video is charged once done: 0 until then
+        # An async video is charged once done (0 until then); a figure no video costs is a misreading: the estimate.
+        charged = plausible_cost_usd(row.cost_usd)
         cost = charged if charged is not None else pending.estimate_usd
         answered = AnsweredCreate(
             pending.intent_id,
