@@ -179,6 +179,15 @@ class Settler:
     async def _conclude(self, pending: PendingCreate, row: RequestLogRow | None) -> bool:
         if row is not None and row.succeeded and row.inference_id:
             await self._found(pending, row, row.inference_id)
+        elif row is not None and row.succeeded:
+            # Received, so charged, but the log does not say as what: never "not received" (an identical call
+            # would pay again). It stays counted at its estimate, joined, never sent again.
+            await self.storage.settle_unknown(
+                pending.intent_id,
+                detail="the provider's request log shows it received, without its generation id: it was charged; "
+                "its video is only on the provider's usage page",
+            )
+            logger.warning("create %s settled: received, but its generation id is unknown", pending.intent_id)
         elif row is not None:
             await self.storage.settle_absent(
                 pending.intent_id, detail="the provider's request log shows it failed there: nothing was charged"

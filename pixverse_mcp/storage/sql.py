@@ -233,6 +233,16 @@ class _Creates(_SqlBase):
 
         await self._run(op)
 
+    async def settle_unknown(self, intent_id: str, *, detail: str) -> None:
+        def op() -> Op[None]:
+            yield run(
+                "UPDATE create_intents SET state = 'unknown', detail = ? WHERE id = ? AND generation_id IS NULL",
+                clean_text(detail)[:_TEXT_LIMIT],
+                intent_id,
+            )
+
+        await self._run(op)
+
     async def confirmation_used(self, confirmation: str) -> bool:
         def op() -> Op[bool]:
             found = yield row("SELECT 1 AS used FROM create_intents WHERE confirmation = ?", confirmation)

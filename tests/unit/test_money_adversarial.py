@@ -499,10 +499,14 @@ async def test_a_create_the_log_shows_succeeded_without_its_id_is_never_sent_aga
         rewriting_the_log(sandbox, inference_id="")
         settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, wait_budget_seconds=4.0)
         arguments = {"prompt": fresh("logged without its id")}
-        async with served(settings) as (client, _):
+        async with served(settings) as (client, app):
             first = await client.call_tool("generate_video_blocking", arguments)
             again = await client.call_tool("generate_video_blocking", arguments)
+            listing = structured(await client.call_tool("list_videos", {}))
+            spent = await app.storage.spent_since(0)
         assert accepted(sandbox) == 1, (text_of(first), text_of(again))
+    assert [create["state"] for create in listing["uncertain_creates"]] == ["outcome_unknown"]
+    assert spent == pytest.approx(0.42)  # charged: it counts, at its estimate
 
 
 async def test_an_identical_call_joining_a_create_being_settled_keeps_to_its_own_budget(tmp_path: Path) -> None:
