@@ -90,6 +90,9 @@ _VISIBLE: Final = frozenset("LMNPS")
 CREDITS_PER_USD: Final = 2_000_000
 # No PixVerse video costs anywhere near this: a reported cost above it is a misreading, not a price.
 MAX_PLAUSIBLE_COST_USD: Final = 100.0
+# Nor anywhere near this little (the cheapest, 5 s at 360p, is $0.14): a figure below it is a unit mixed up (credits
+# read as dollars), and counted as reported it would become the estimate of its size and let the cap go unheard.
+MIN_PLAUSIBLE_COST_USD: Final = 0.01
 # Fields of the v5.5 models only, and of the v5 models only (the published names, then the API's).
 V55_FIELDS: Final = ("generate_audio", "multi_clip", "prompt_reasoning")
 LIP_SYNC_FIELDS: Final = ("lip_sync_text", "lip_sync_voice")
@@ -113,8 +116,8 @@ def request_model(body: Mapping[str, Any] | None) -> str:
 def reported_cost_usd(usd_header: str | None, usage: Mapping[str, Any] | None) -> float | None:
     """What a create's answer says it cost, in US dollars: the first readable of the `x-aimlapi-usd-spent` header,
     `meta.usage.usd_spent`, and `credits_used` (older answers: `tokens_used`) at `CREDITS_PER_USD`. None when none
-    is readable: missing, not a number, negative, zero, not finite or absurd. (A cap counting such an answer as
-    $0 would stop capping; the caller keeps its estimate instead.)"""
+    is readable: missing, not a number, negative, zero, not finite, or absurdly small or large. (A cap counting
+    such an answer as $0 would stop capping; the caller keeps its estimate instead.)"""
     candidates: list[object] = []
     if usd_header is not None:
         with contextlib.suppress(ValueError):
@@ -125,8 +128,17 @@ def reported_cost_usd(usd_header: str | None, usage: Mapping[str, Any] | None) -
             credits = usage.get(name)
             candidates.append(credits / CREDITS_PER_USD if _is_number(credits) else None)
     for value in candidates:
-        if _is_number(value) and math.isfinite(value) and 0 < value <= MAX_PLAUSIBLE_COST_USD:
-            return float(value)
+        if (plausible := plausible_cost_usd(value)) is not None:
+            return plausible
+    return None
+
+
+def plausible_cost_usd(value: object) -> float | None:
+    """`value` as the cost of one video in US dollars, or None when no video costs that (not a number, not finite,
+    below `MIN_PLAUSIBLE_COST_USD` or above `MAX_PLAUSIBLE_COST_USD`): for every figure that reaches the cap, from
+    an answer, the request log, the price list or the journal."""
+    if _is_number(value) and math.isfinite(value) and MIN_PLAUSIBLE_COST_USD <= value <= MAX_PLAUSIBLE_COST_USD:
+        return float(value)
     return None
 
 

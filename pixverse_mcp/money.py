@@ -19,6 +19,7 @@ import anyio
 
 from pixverse_mcp.client import PixVerseClient
 from pixverse_mcp.errors import PixVerseError
+from pixverse_mcp.models import plausible_cost_usd
 from pixverse_mcp.pricing import Price, PriceList
 from pixverse_mcp.storage import Budget, CachedDocument, Storage, StorageError, utc_midnight
 
@@ -82,10 +83,11 @@ class Spending:
             observed = await self.storage.last_cost(model, resolution, duration)
         except StorageError:
             observed = None
+        observed = plausible_cost_usd(observed)
         if observed is not None:
             return Estimate(observed, "observed")
         prices = await self._price_list(model)
-        listed = prices.estimate(resolution, duration) if prices is not None else None
+        listed = plausible_cost_usd(prices.estimate(resolution, duration) if prices is not None else None)
         if listed is not None:
             return Estimate(listed, "price_list")
         return Estimate(self.default_estimate_usd, "default")
@@ -191,6 +193,10 @@ def _price_list_of(model: str, kept: CachedDocument | None) -> PriceList | None:
     for resolution, value in kept.value.items():
         if isinstance(value, list) and len(value) == 3:
             amount, per, per_second = value
-            if isinstance(amount, (int, float)) and isinstance(per, (int, float)) and per > 0:
+            if _positive(amount) and _positive(per) and isinstance(per_second, bool):  # else not a price
                 prices[None if resolution == "*" else resolution] = Price(float(amount), float(per), bool(per_second))
     return PriceList(model, prices, kept.etag) if prices else None
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0

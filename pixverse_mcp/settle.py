@@ -21,7 +21,7 @@ import anyio
 
 from pixverse_mcp.client import PixVerseClient
 from pixverse_mcp.errors import CreateOutcomeUnknownError, CreatePendingError, PixVerseError
-from pixverse_mcp.models import Generation, GenerationStatus
+from pixverse_mcp.models import Generation, GenerationStatus, plausible_cost_usd
 from pixverse_mcp.pricing import RequestLogRow
 from pixverse_mcp.storage import AnsweredCreate, JournalEntry, PendingCreate, Storage, StorageError
 from pixverse_mcp.text import printable
@@ -179,6 +179,15 @@ class Settler:
     async def _conclude(self, pending: PendingCreate, row: RequestLogRow | None) -> bool:
         if row is not None and row.succeeded and row.inference_id:
             await self._found(pending, row, row.inference_id)
+        elif row is not None and row.succeeded:
+            # Received, so charged, but the log does not say as what: never "not received" (an identical call
+            # would pay again). It stays counted at its estimate, joined, never sent again.
+            await self.storage.settle_unknown(
+                pending.intent_id,
+                detail="the provider's request log shows it received, without its generation id: it was charged; "
+                "its video is only on the provider's usage page",
+            )
+            logger.warning("create %s settled: received, but its generation id is unknown", pending.intent_id)
         elif row is not None:
             await self.storage.settle_absent(
                 pending.intent_id, detail="the provider's request log shows it failed there: nothing was charged"
@@ -203,7 +212,8 @@ class Settler:
             generation = await self.client.get(generation_id, timeout=_LOOK_TIMEOUT_SECONDS)
         except PixVerseError:
             generation = Generation(id=generation_id, status=GenerationStatus.QUEUED)
-        charged = row.cost_usd if row.cost_usd else None  # an async video is charged once done: 0 until then
+        # An async video is charged once done (0 until then); a figure no video costs is a misreading: the estimate.
+        charged = plausible_cost_usd(row.cost_usd)
         cost = charged if charged is not None else pending.estimate_usd
         answered = AnsweredCreate(
             pending.intent_id,

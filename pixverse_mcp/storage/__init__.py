@@ -245,6 +245,10 @@ class Storage(Protocol):
     async def settle_absent(self, intent_id: str, *, detail: str) -> None:
         """Settling found no trace of it: the provider never received it (nothing charged, nothing to re-attach)."""
 
+    async def settle_unknown(self, intent_id: str, *, detail: str) -> None:
+        """Settling found it received (so charged) but cannot tell its generation id: it stays counted against the
+        cap and joined by identical calls, never sent again, and is no longer looked for."""
+
     async def confirmation_used(self, confirmation: str) -> bool:
         """Whether this confirmation already paid for a create (one that was not refused outright)."""
 

@@ -115,6 +115,9 @@ CHANNEL: Final = "pixverse_generations"
 _FINAL: Final = (GenerationStatus.COMPLETED.value, GenerationStatus.FAILED.value)
 # Intents that may have been charged without an id yet: they count against the cap until settled.
 _OPEN_STATES: Final = ("sending", "settling", "unknown")
+# A create still without an answer counts against the cap of every day it may land in: claimed up to this long
+# before the day began (the longest settle window, and more than any create's own wait).
+RESERVED_LOOKBACK_SECONDS: Final = 86_400.0
 # An intent that became a generation is kept this long (a replayed confirmation, a joiner looking for its id).
 RETIRED_INTENT_SECONDS: Final = 86_400.0
 # Characters kept of a detail written to the journal (an error message that came with a lost answer).
@@ -224,6 +227,16 @@ class _Creates(_SqlBase):
             yield run(
                 "UPDATE create_intents SET state = 'never_received', detail = ?, confirmation = NULL"
                 " WHERE id = ? AND generation_id IS NULL",
+                clean_text(detail)[:_TEXT_LIMIT],
+                intent_id,
+            )
+
+        await self._run(op)
+
+    async def settle_unknown(self, intent_id: str, *, detail: str) -> None:
+        def op() -> Op[None]:
+            yield run(
+                "UPDATE create_intents SET state = 'unknown', detail = ? WHERE id = ? AND generation_id IS NULL",
                 clean_text(detail)[:_TEXT_LIMIT],
                 intent_id,
             )
@@ -586,7 +599,11 @@ def _claim(d: Dialect, claim: CreateClaim, now: float) -> Op[Claim]:
 
 def _spent_since(since: float) -> Op[float]:
     """Charged generations that did not fail (the provider never charges a failed one), plus creates that may have
-    been charged and have no answer yet (at their estimate)."""
+    been charged and have no answer yet (at their estimate).
+
+    A generation counts on the day its answer came (`created_at`), so a create claimed before `since` and still
+    without an answer may land after it: it counts here too (back to `RESERVED_LOOKBACK_SECONDS`), or a claim
+    made just after UTC midnight would not see one made just before, and the new day could pass its cap."""
     charged = yield row(
         "SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM generations"
         " WHERE created_at >= ? AND request_key IS NOT NULL AND status <> 'failed'",
@@ -595,7 +612,7 @@ def _spent_since(since: float) -> Op[float]:
     reserved = yield row(
         "SELECT COALESCE(SUM(estimate_usd), 0) AS spent FROM create_intents"
         " WHERE created_at >= ? AND generation_id IS NULL AND state IN (?, ?, ?)",
-        since,
+        since - RESERVED_LOOKBACK_SECONDS,
         *_OPEN_STATES,
     )
     return float(charged["spent"]) + float(reserved["spent"])

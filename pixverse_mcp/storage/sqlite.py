@@ -18,6 +18,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -176,7 +177,7 @@ class SqliteStorage(SqlStorage):
             )
             try:
                 connection.row_factory = sqlite3.Row
-                connection.execute("PRAGMA journal_mode=WAL")
+                _enter_wal(connection, self._busy_seconds)
                 connection.execute("PRAGMA synchronous=NORMAL")
                 _migrate(connection, self.path)
             except BaseException:
@@ -226,6 +227,22 @@ def _execute(connection: sqlite3.Connection, query: Query) -> Any:
     if query.fetch == "count":
         return cursor.rowcount
     return None
+
+
+def _enter_wal(connection: sqlite3.Connection, busy_seconds: float) -> None:
+    """Switch the file to WAL, waiting out the other processes doing the same: on a new file, SQLite answers "locked"
+    to all but one of them at once, without its busy handler (4 in 200 trials of 8 openers)."""
+    deadline = time.monotonic() + busy_seconds
+    pause = 0.005
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(0.1, pause * 2)
 
 
 def _migrate(connection: sqlite3.Connection, path: Path) -> None:

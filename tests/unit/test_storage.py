@@ -427,6 +427,20 @@ async def test_daily_spend_sums_charged_videos_per_utc_day(storage: Storage) -> 
 # --- SQLite only: its file is the user's ------------------------------------------------------------------------
 
 
+async def test_processes_opening_a_new_journal_at_once_all_open_it(tmp_path: Path) -> None:
+    # SQLite answers "locked" to all but one connection switching a new file to WAL at the same moment, without
+    # waiting: before the fix, about 1 new journal in 40 refused one of 8 openers. 40 journals, 8 openers each.
+    for trial in range(40):
+        stores = [open_storage(None, tmp_path / f"journal-{trial}.sqlite3") for _ in range(8)]
+        try:
+            async with anyio.create_task_group() as group:
+                for store in stores:
+                    group.start_soon(store.recent)
+        finally:
+            for store in stores:
+                await store.close()
+
+
 async def test_a_journal_of_version_0_1_is_migrated_and_keeps_its_generations(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     with sqlite3.connect(path) as db:
