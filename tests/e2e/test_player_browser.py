@@ -65,7 +65,8 @@ VIDEO_STATE = """() => { const v = document.getElementById('video'); return {
 DISPLAY = """() => { const t = (id) => (document.getElementById(id).hidden ? null
     : document.getElementById(id).textContent);
   return { status: t('status'), prompt: t('prompt'), cost: t('cost'), budget: t('budget'), error: t('error'),
-  generation: t('generation'), fraction: document.getElementById('progress').dataset.fraction ?? null,
+  generation: t('generation'), placeholder: t('placeholder'),
+  fraction: document.getElementById('progress').dataset.fraction ?? null,
   progressHidden: document.getElementById('progress').hidden,
   polling: document.documentElement.dataset.polling, state: document.documentElement.dataset.status ?? null }; }"""
 VIDEO_PLAYS = "() => { const v = document.getElementById('video'); return v.readyState >= 2 && v.videoWidth > 0; }"
@@ -142,7 +143,11 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 @asynccontextmanager
 async def real_server(
-    sandbox: RunningSandbox, tmp_path: Path, *, poll_time_scale: float = POLL_SCALE
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+    *,
+    poll_time_scale: float = POLL_SCALE,
+    daily_budget_usd: float | None = None,
 ) -> AsyncIterator[Client]:
     """The real server on the sandbox, in process, with a client that renders MCP Apps."""
     settings = Settings(
@@ -151,6 +156,7 @@ async def real_server(
         state_dir=tmp_path / "state",
         poll_time_scale=poll_time_scale,
         media_origins=(sandbox.url,),
+        daily_budget_usd=daily_budget_usd,
     )
     async with open_app(settings) as app:
         server = build_server(settings, app)
@@ -508,6 +514,7 @@ async def test_a_repeated_result_polls_once_and_cancel_stops_it(
         await host.view.wait_for_function("() => document.documentElement.dataset.polling === 'off'", timeout=5_000)
         shown = await host.display()
         assert shown["status"] == "cancelled: the user stopped it"
+        assert shown["placeholder"].startswith("Stopped waiting here. The video goes on being made")
         polled = len(await host.view_calls())
         await anyio.sleep(2.5)
         assert len(await host.view_calls()) == polled
@@ -526,6 +533,59 @@ async def test_a_result_without_structured_content_shows_its_text(
         await host.view.wait_for_function("() => !document.getElementById('error').hidden", timeout=5_000)
         shown = await host.display()
         assert shown["error"] == "\n".join(block["text"] for block in result["content"] if block["type"] == "text")
+        assert shown["polling"] == "off"
+        assert (await host.video())["hidden"] is True
+        await anyio.sleep(2.5)
+        assert await host.view_calls() == []
+
+
+async def test_a_running_video_that_fails_ends_on_a_card_that_says_nothing_more_is_charged(
+    page: Page, host_url: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A result still running, then the provider fails it: the view's poll brings the failure, the card says what
+    happened to the video and the money, the provider's message is shown, and the polling stops."""
+    async with shown_in_host(page, host_url, sandbox, tmp_path) as (host, client):
+        arguments = {"prompt": "A glass city at night [sandbox:fail]"}
+        result = wire(await client.call_tool("create_video", arguments))
+        assert result["structuredContent"]["done"] is False
+        await host.deliver(arguments, result)
+        assert (await host.display())["placeholder"] in ("Queued…", "Generating the video…")
+
+        await host.view.wait_for_function("() => document.documentElement.dataset.status === 'failed'", timeout=20_000)
+        shown = await host.display()
+        assert shown["status"] == "failed"
+        assert shown["placeholder"] == (
+            "No video: the provider could not make this one. Nothing more is charged for it."
+        )
+        assert shown["error"]  # the provider's words, as the tool result carried them
+        assert shown["polling"] == "off"
+        assert shown["progressHidden"] is True
+        assert (await host.video())["hidden"] is True
+        assert await host.view_calls()  # the news came from a poll
+        polled = len(await host.view_calls())
+        await anyio.sleep(2.5)
+        assert len(await host.view_calls()) == polled
+        await page.screenshot(path=str(screenshot(tmp_path / "player-failed.png")), full_page=True)
+
+
+async def test_a_create_the_cap_refuses_shows_the_not_created_card(
+    page: Page, host_url: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A create refused by the daily cap: the card says nothing was created or charged, and nothing is polled."""
+    async with shown_in_host(page, host_url, sandbox, tmp_path, daily_budget_usd=0.01) as (host, client):
+        arguments = {"prompt": "A lighthouse keeper's cat"}
+        result = wire(await client.call_tool("generate_video_blocking", arguments))
+        assert result["structuredContent"]["status"] == "not_created"
+        assert sandbox.state.creates == 0
+        await host.deliver(arguments, result)
+
+        await host.view.wait_for_function(
+            "() => document.documentElement.dataset.status === 'not_created'", timeout=5_000
+        )
+        shown = await host.display()
+        assert shown["status"] == "not created"
+        assert shown["placeholder"] == "No video: nothing was created and nothing was charged."
+        assert shown["error"]
         assert shown["polling"] == "off"
         assert (await host.video())["hidden"] is True
         await anyio.sleep(2.5)
