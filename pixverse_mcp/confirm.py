@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 _ROUND_TRIP_REVISION: Final = "2026-07-28"
 _PROMPT_SHOWN: Final = 300
 _ROOTS_SECONDS: Final = 10.0
+# What may come before a create, the client's roots or a price list still to fetch, takes at most this share of the
+# call's budget each: the question, the create and the wait share the rest.
+BEFORE_CREATE_SHARE: Final = 0.25
 CONFIRMATION_KEY: Final = "io.github.pixverse-mcp/confirmation"
 """Where `ConfirmationTokens` puts the digest of the sealed state in the request's `_meta`."""
 _INPUT_FIELDS: Final = ("image", "last_frame", "video", "audio")
@@ -108,7 +111,8 @@ def client_roots(ctx: Context[Any, Any]) -> ListRoots | None:
 
 
 async def roots_now(ctx: Context[Any, Any], listed: ListRootsResult | None) -> list[Path]:
-    """The root folders from a round's answer, or (on the 2025 protocol) asked now, within `_ROOTS_SECONDS`."""
+    """The root folders from a round's answer, or (on the 2025 protocol) asked now, within `_ROOTS_SECONDS` and a
+    quarter of the call's budget."""
     if isinstance(listed, ListRootsResult):
         return _folders(listed)
     arguments = _arguments(ctx)
@@ -119,7 +123,7 @@ async def roots_now(ctx: Context[Any, Any], listed: ListRootsResult | None) -> l
     session = ctx.request_context.session
     if not session.can_send_request:
         return []
-    with anyio.move_on_after(_ROOTS_SECONDS):
+    with anyio.move_on_after(min(_ROOTS_SECONDS, BEFORE_CREATE_SHARE * call_budget(ctx))):
         try:
             return _folders(await session.list_roots())
         except Exception:  # a client that answers roots/list with an error offers no roots
@@ -148,7 +152,8 @@ async def ask_before_paying(ctx: Context[Any, Any], roots: Roots) -> Elicit[Paid
     arguments = _arguments(ctx)
     request = _request(arguments)
     try:
-        prepared = await app.service.prepare(request, folders=await roots_now(ctx, roots))
+        folders = await roots_now(ctx, roots)
+        prepared = await app.service.prepare(request, folders=folders, within=BEFORE_CREATE_SHARE * call_budget(ctx))
     except PixVerseError:
         return NotAsked(allowed=False, reason="invalid_input")
     spent = await app.service.spending.over_cap(prepared.estimate) if token is None else None
@@ -157,7 +162,7 @@ async def ask_before_paying(ctx: Context[Any, Any], roots: Roots) -> Elicit[Paid
     question = Elicit(_question(request, prepared.estimate.usd), PaidConfirmation)
     if _round_trips(ctx):
         return question
-    budget = settings.wait_budget_seconds
+    budget = call_budget(ctx)
     began = anyio.current_time()
     with anyio.move_on_after(budget):
         try:
@@ -256,6 +261,17 @@ def _request(arguments: Mapping[str, Any]) -> VideoRequest | LipSyncRequest:
     if "video" in arguments:
         return LipSyncRequest(**{name: arguments[name] for name in LipSyncRequest.model_fields if name in arguments})
     return VideoRequest(**{name: arguments[name] for name in VideoRequest.model_fields if name in arguments})
+
+
+def call_budget(ctx: Context[Any, Any]) -> float:
+    """The budget of the call being resolved: its own `timeout_seconds` when it gave one the tool accepts, else the
+    server's wait budget (the question and what comes before the create count against it)."""
+    settings = ctx.request_context.lifespan_context.settings
+    given = _arguments(ctx).get("timeout_seconds")
+    if isinstance(given, int | float) and not isinstance(given, bool) and 1 <= given <= settings.max_wait_seconds:
+        return float(given)
+    budget: float = settings.wait_budget_seconds
+    return budget
 
 
 def _arguments(ctx: Context[Any, Any]) -> Mapping[str, Any]:

@@ -77,8 +77,9 @@ class Spending:
         self._balance: tuple[float, float | None] | None = None
         self._price_lock = anyio.Lock()
 
-    async def estimate(self, model: str, resolution: str, duration: int) -> Estimate:
-        """What one video of this model and size is expected to cost (see the module docstring)."""
+    async def estimate(self, model: str, resolution: str, duration: int, *, within: float | None = None) -> Estimate:
+        """What one video of this model and size is expected to cost (see the module docstring); a price list still
+        to fetch is waited for at most `within` seconds (a call's budget is shared with its create and its wait)."""
         try:
             observed = await self.storage.last_cost(model, resolution, duration)
         except StorageError:
@@ -86,7 +87,7 @@ class Spending:
         observed = plausible_cost_usd(observed)
         if observed is not None:
             return Estimate(observed, "observed")
-        prices = await self._price_list(model)
+        prices = await self._price_list(model, within=within)
         listed = plausible_cost_usd(prices.estimate(resolution, duration) if prices is not None else None)
         if listed is not None:
             return Estimate(listed, "price_list")
@@ -122,13 +123,14 @@ class Spending:
             return None
         return spent
 
-    async def balance(self) -> float | None:
-        """The account's balance in US dollars, asked at most every `BALANCE_SECONDS`; None when unknown."""
+    async def balance(self, *, within: float | None = None) -> float | None:
+        """The account's balance in US dollars, asked at most every `BALANCE_SECONDS` (waiting at most `within`
+        seconds for the answer); None when unknown."""
         now = anyio.current_time()
         if self._balance is not None and now - self._balance[0] < BALANCE_SECONDS:
             return self._balance[1]
         try:
-            balance = await self.client.account.balance(timeout=_BALANCE_TIMEOUT_SECONDS)
+            balance = await self.client.account.balance(timeout=_bounded(_BALANCE_TIMEOUT_SECONDS, within))
         except PixVerseError as exc:
             logger.info("balance unavailable: %s", exc)
             balance = None
@@ -145,8 +147,9 @@ class Spending:
         left = None if self.cap_usd is None else max(0.0, self.cap_usd - spent)
         return AccountStatus(await self.balance(), spent, self.cap_usd, left, by_day)
 
-    async def _price_list(self, model: str) -> PriceList | None:
-        """The model's price list: kept in storage (shared by replicas), re-validated daily with its ETag."""
+    async def _price_list(self, model: str, *, within: float | None) -> PriceList | None:
+        """The model's price list: kept in storage (shared by replicas), re-validated daily with its ETag; the one
+        kept (or none) when fetching it takes longer than `within` seconds."""
         name = f"prices:{model}"
         try:
             kept = await self.storage.cached(name)
@@ -156,6 +159,13 @@ class Spending:
         fresh = kept is not None and time.time() - kept.fetched_at < PRICE_LIST_SECONDS
         if fresh or anyio.current_time() < self._unavailable.get(model, -math.inf):
             return listed
+        with anyio.move_on_after(_bounded(_PRICE_LIST_TIMEOUT_SECONDS, within)):
+            return await self._fetch_price_list(model, name, kept, listed)
+        return listed  # not within the call's time: estimated from what is kept, fetched again on a later call
+
+    async def _fetch_price_list(
+        self, model: str, name: str, kept: CachedDocument | None, listed: PriceList | None
+    ) -> PriceList | None:
         async with self._price_lock:
             try:
                 fetched = await self.client.account.price_list(
@@ -177,6 +187,10 @@ class Spending:
             except StorageError as exc:
                 logger.warning("could not keep the price list: %s", exc)
         return listed
+
+
+def _bounded(seconds: float, within: float | None) -> float:
+    return seconds if within is None else max(0.0, min(seconds, within))
 
 
 def _prices_value(prices: PriceList) -> dict[str, list[float | bool]]:

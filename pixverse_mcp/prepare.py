@@ -60,10 +60,10 @@ class Preparer:
         self.api = api
         self.limits = limits
 
-    async def prepare(self, request: AnyRequest, *, folders: Sequence[Path]) -> Prepared:
+    async def prepare(self, request: AnyRequest, *, folders: Sequence[Path], within: float | None = None) -> Prepared:
         """Read every input (URLs as they are; data URIs and local files checked, files only inside `folders`), then
-        the body, the journal's form of it, its key and its estimated cost. Raises `InvalidArgumentError` (nothing
-        sent) for an input that cannot be used."""
+        the body, the journal's form of it, its key and its estimated cost (a price list still to fetch waited for
+        at most `within` seconds). Raises `InvalidArgumentError` (nothing sent) for an input that cannot be used."""
         resolved: dict[str, ResolvedInput] = {}
         for name, kind in _INPUTS.items():
             reference = getattr(request, name, None)
@@ -76,7 +76,7 @@ class Preparer:
         body = request.to_body({name: given.sent for name, given in resolved.items()})
         journaled = request.to_body({name: given.described for name, given in resolved.items()})
         resolution, duration = request_size(body)
-        estimate = await self.spending.estimate(request.model, resolution, duration)
+        estimate = await self.spending.estimate(request.model, resolution, duration, within=within)
         return Prepared(request, body, journaled, request_key(journaled, self.api), estimate)
 
     async def _journaled_video(self, reference: str) -> ResolvedInput | None:

@@ -165,9 +165,12 @@ class VideoService:
         """
         self.client.drain.begin()
 
-    async def prepare(self, request: AnyRequest, *, folders: Sequence[Path] = ()) -> Prepared:
+    async def prepare(
+        self, request: AnyRequest, *, folders: Sequence[Path] = (), within: float | None = None
+    ) -> Prepared:
         """See `Preparer.prepare` (files only inside `folders`, the input folders and the videos folder)."""
-        return await self.preparer.prepare(request, folders=(*folders, *self.options.input_folders, self.files.folder))
+        allowed = (*folders, *self.options.input_folders, self.files.folder)
+        return await self.preparer.prepare(request, folders=allowed, within=within)
 
     async def start(
         self,

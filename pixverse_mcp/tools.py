@@ -30,6 +30,7 @@ from pixverse_mcp.arguments import (
 )
 from pixverse_mcp.client import WaitUpdate
 from pixverse_mcp.confirm import (
+    BEFORE_CREATE_SHARE,
     Confirmation,
     NotAsked,
     Roots,
@@ -73,6 +74,10 @@ AccountToolResult = Annotated[CallToolResult, AccountResult]
 AppContext = Context[App, Any]
 # The player asks for news this often at most: long enough to cost the API nothing extra, short enough to look alive.
 PLAYER_WAIT_SECONDS: Final = 5.0
+# A create gets at least this long, whatever came before it (the least `timeout_seconds` a call may give).
+_LEAST_CREATE_SECONDS: Final = 1.0
+# A result quotes the balance only if the provider tells it this fast (cached a minute): the call's budget is spent.
+_BALANCE_IN_RESULT_SECONDS: Final = 1.0
 
 ForceNewArg = Annotated[
     bool,
@@ -354,12 +359,15 @@ async def _begin(
         return await _problem(app, error)
     if not (isinstance(decision, NotAsked) or said_yes(decision)):
         return not_created_result(DECLINED, prompt=getattr(request, "prompt", None))
+    began = anyio.current_time()
+    budget = app.settings.wait_budget_seconds if timeout is None else timeout
     try:
         service = app.require_service()
-        prepared = await service.prepare(request, folders=await roots_now(ctx, roots))
+        folders = await roots_now(ctx, roots)
+        prepared = await service.prepare(request, folders=folders, within=BEFORE_CREATE_SHARE * budget)
         started = await service.start(
             prepared,
-            timeout=timeout,
+            timeout=max(_LEAST_CREATE_SECONDS, budget - (anyio.current_time() - began)),
             force_new=force_new,
             confirmation=bound_to(decision, ctx),
         )
@@ -423,7 +431,7 @@ async def _money(app: App) -> Money:
         return Money()
     spending = app.service.spending
     left = await spending.left_today()
-    balance = await spending.balance() if left is not None else None
+    balance = await spending.balance(within=_BALANCE_IN_RESULT_SECONDS) if left is not None else None
     return Money(left, balance)
 
 

@@ -253,6 +253,47 @@ async def test_joining_an_identical_create_keeps_to_the_joiners_budget(tmp_path:
     assert structured(results["first"])["status"] == "completed"
 
 
+async def test_a_price_list_and_a_balance_that_never_answer_keep_to_the_calls_budget(tmp_path: Path) -> None:
+    """The provider's catalogue and billing hang (each is asked with its own 5 s timeout): the estimate waits for
+    the price list a quarter of the call's budget at most, the result for the balance a second at most (before: the
+    2 s call took over 10 s)."""
+    with HostileUpstream() as up:
+        up.on("other", Reply(hang=True), repeat=True)  # /v1/models, /v2/billing, /v2/logs
+        settings = settings_for(up.url, up.api_key, tmp_path, daily_budget_usd=5.0)
+        async with served(settings) as (client, _):
+            began = time.monotonic()
+            result = await client.call_tool(
+                "generate_video_blocking", {"prompt": fresh("hung catalogue"), "timeout_seconds": 2}
+            )
+            took = time.monotonic() - began
+
+        assert up.creates == 1
+    assert structured(result)["status"] == "completed", text_of(result)
+    assert structured(result).get("balance_usd") is None  # not known in time: not quoted
+    assert took <= 2 + 2 + 1, took  # the budget, the 2 s a video still to save may take, a second of slack
+
+
+async def test_a_question_nobody_answers_keeps_to_the_calls_own_budget(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """A 2025-era client asked mid-call that never answers: the call's own `timeout_seconds` bounds the question,
+    not the server's longer wait budget (before: 10 s on a 2 s call)."""
+
+    async def never(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path, confirm_paid=True, wait_budget_seconds=10)
+    async with served(settings, mode="legacy", elicitation_callback=never) as (client, _):
+        began = time.monotonic()
+        result = await client.call_tool(
+            "generate_video_blocking", {"prompt": fresh("unanswered"), "timeout_seconds": 2}
+        )
+        took = time.monotonic() - began
+
+    assert structured(result)["status"] == "not_created"
+    assert creates(sandbox) == 0
+    assert took <= 2 + 1, took
+
+
 @pytest.mark.slow  # the settle window, in real time
 async def test_the_pending_create_of_a_dead_process_is_settled_not_waited_for(
     sandbox: RunningSandbox, tmp_path: Path
