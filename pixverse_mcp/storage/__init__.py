@@ -299,7 +299,8 @@ class Storage(Protocol):
         """How long each of the newest `limit` completed generations took to be ready, newest first."""
 
     async def prune(self, *, before: float) -> int:
-        """Drop finished generations (and retired intents) created before `before`; never a row that is not final.
+        """Drop finished generations (and retired intents) created before `before`; never a row that is not final,
+        nor an intent younger than a day. In small batches, one transaction each (other writers go on meanwhile).
         Returns how many generations went."""
 
     # One poller per generation (and one settler per uncertain create) across processes.

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import pytest
@@ -32,6 +33,7 @@ from pixverse_mcp.storage import (
     open_storage,
 )
 from pixverse_mcp.storage import postgres as postgres_backend
+from pixverse_mcp.storage import sql as sql_module
 from pixverse_mcp.storage import sqlite as sqlite_backend
 from tests.postgres_server import RunningPostgres
 
@@ -411,6 +413,49 @@ async def test_retention_drops_old_finished_generations_only(storage: Storage) -
     assert removed == 1
     assert await storage.get("gen-old-done") is None
     assert await storage.get("gen-old-running") is not None
+
+
+async def test_retention_goes_in_batches_until_every_old_finished_generation_is_gone(storage: Storage) -> None:
+    for number in range(5):
+        await create(storage, created(f"gen-{number}"), key=f"key-{number}")
+        await storage.record_status(created(f"gen-{number}", status="completed", video_url="https://cdn.example/v"))
+
+    removed = await storage.prune(before=time.time() + 60, batch=2)
+
+    assert removed == 5
+    assert await storage.recent() == []
+    assert await storage.status_history("gen-0") == []
+
+
+async def test_retention_never_drops_a_create_that_may_still_be_charged(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    three_days_ago = time.time() - 3 * 86_400
+    monkeypatch.setattr(sql_module, "time", SimpleNamespace(time=lambda: three_days_ago))
+    sending, settling, done = [await claim(storage, f"key-{name}") for name in ("sending", "settling", "done")]
+    monkeypatch.undo()
+    assert isinstance(sending, Proceed)
+    assert isinstance(settling, Proceed)
+    assert isinstance(done, Proceed)
+    await storage.abandon_create(settling.intent_id, outcome_unknown=True, detail="no answer")
+    await storage.complete_create(answered(done.intent_id, created("gen-done", status="completed"), "key-done"))
+
+    await storage.prune(before=time.time() + 60, batch=1)
+
+    assert {create.intent_id for create in await storage.pending_creates()} == {sending.intent_id, settling.intent_id}
+    assert await storage.created_by(done.intent_id) is None  # settled, three days old: gone with its generation
+    assert await storage.spent_since(three_days_ago) == pytest.approx(0.84)  # both still count against the cap
+
+
+async def test_retention_keeps_a_used_confirmation_for_a_day_whatever_the_setting(storage: Storage) -> None:
+    claimed = await claim(storage, confirmation="yes-once")
+    assert isinstance(claimed, Proceed)
+    await storage.complete_create(answered(claimed.intent_id, created(status="completed")))
+
+    await storage.prune(before=time.time() + 60)
+
+    assert await storage.get("gen-1:pixverse/v5/text-to-video") is None
+    assert await storage.confirmation_used("yes-once")
 
 
 async def test_daily_spend_sums_charged_videos_per_utc_day(storage: Storage) -> None:
