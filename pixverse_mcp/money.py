@@ -5,6 +5,12 @@ charges), the provider's published price list for that model and size (cached wi
 only then the documented default (`PIXVERSE_MCP_COST_ESTIMATE_USD`). The cap counts, per UTC day, every video that
 did not fail (the provider never charges a failed one) at the cost its create's answer reported (or its estimate
 when the answer said nothing readable), plus every create still without an answer, at its estimate, until settled.
+
+Neither the last cost nor today's spend is cached in memory: several processes or replicas may share the journal,
+and a cache right for all of them needs a change marker read per create, a query as cheap as the answers themselves
+(each one index lookup: `generations_by_size`, and `generations_charged` for today's rows only, flat from 1k to 1M
+videos in benchmark P6). The cap itself is checked again inside the claim's exclusive transaction, so it holds across
+processes whatever an advisory read here said.
 """
 
 from __future__ import annotations
