@@ -300,7 +300,33 @@ async def _sqlite_run(copies: dict[int, Path]) -> dict[int, dict[str, float]]:
             await storage.close()
     for count in copies:
         figures[count].update(measured[count], **{"cold start": cold[count]})
+    largest = max(copies)
+    figures[largest].update(await _retention(SqliteStorage(copies[largest]), largest))
     return figures
+
+
+async def _retention(storage: SqliteStorage, count: int) -> dict[str, float]:
+    """Retention catching up on the oldest tenth of the journal: its total time and its longest transaction (how
+    long every other writer, in any process, may wait for it)."""
+    transactions: list[float] = []
+    run = storage._run
+
+    async def timed(operation: Callable[[], Any], *, exclusive: bool = False) -> Any:
+        started = time.perf_counter()
+        try:
+            return await run(operation, exclusive=exclusive)
+        finally:
+            transactions.append(time.perf_counter() - started)
+
+    storage._run = timed  # type: ignore[method-assign]
+    oldest = time.time() - count * SPACING_SECONDS
+    try:
+        started = time.perf_counter()
+        removed = await storage.prune(before=oldest + count // 10 * SPACING_SECONDS)
+        total = time.perf_counter() - started
+    finally:
+        await storage.close()
+    return {"pruned": removed, "prune seconds": total, "longest prune transaction": max(transactions) * 1000}
 
 
 def _rows(backend: str, by_size: dict[int, dict[str, float]]) -> list[Row]:
@@ -332,6 +358,17 @@ def _rows(backend: str, by_size: dict[int, dict[str, float]]) -> list[Row]:
                 "",
                 "",
                 "(once per journal)",
+            )
+        )
+    if "pruned" in by_size[largest]:
+        figures = by_size[largest]
+        rows.append(
+            (
+                f"P6 {backend} retention of {figures['pruned']:,.0f} old videos from {largest:,}",
+                f"{figures['longest prune transaction']:.0f} ms",
+                "",
+                "",
+                f"(longest transaction; {figures['prune seconds']:.1f} s in all)",
             )
         )
     if "bytes per video" in by_size[largest]:
