@@ -93,8 +93,11 @@ class Settler:
         pause = _JOIN_FIRST_SECONDS
         while True:
             try:
-                entry = await self.storage.created_by(intent_id)
-                pending = None if entry is not None else await self.storage.pending_create(intent_id)
+                # The intent before its generation: settling fills in the intent and adds the generation in one
+                # transaction, so a commit between these two reads still shows one of them. (Read the other way
+                # round, a commit between them hid both: the caller claimed again and paid a second time.)
+                pending = await self.storage.pending_create(intent_id)
+                entry = None if pending is not None else await self.storage.created_by(intent_id)
             except StorageError as exc:
                 raise StorageError(f"{exc} Nothing was sent to the AI/ML API for this call.") from exc
             if entry is not None or pending is None or pending.state == "never_received":

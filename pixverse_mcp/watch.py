@@ -72,6 +72,8 @@ class Watcher:
                     async with aclosing(self._poll(watch, known, since_created)) as polled:
                         async for update in polled:
                             yield update
+                            if update.generation is not None and update.generation.status.is_final:
+                                break  # the end, whoever holds the lease now
                             if not await self._keep_lease(watch.generation_id):
                                 handed_over = True
                                 break
@@ -123,8 +125,9 @@ class Watcher:
 
     async def _follow(self, watch: Watch, since_created: float) -> AsyncGenerator[WaitUpdate | None, None]:
         """Updates from what another process's poller journals: no request to the API from here. Heartbeats as
-        usual. Yields None when this process should poll instead: the holder stopped renewing its lease, or
-        storage cannot be read (then everyone polls the API)."""
+        usual. Yields None when this process took the lease (the holder stopped renewing it). When the journal
+        cannot be read, polls the API itself to the end (everyone does then; asking for the lease again would
+        follow a live holder through an unreadable journal, round and round, and never ask the API)."""
         policy = self.client.polling_policy
         started = anyio.current_time()
         last_status: GenerationStatus | None = None
@@ -136,7 +139,9 @@ class Watcher:
                 entry = await self.storage.get(watch.generation_id)
             except StorageError as exc:
                 logger.warning("following %s: %s; polling the API instead", printable(watch.generation_id), exc)
-                yield None
+                async with aclosing(self._poll(watch, None, since_created + now - started)) as polled:
+                    async for update in polled:
+                        yield update
                 return
             current = entry.as_generation() if entry is not None else None
             changed = current is not None and current.status is not last_status

@@ -21,7 +21,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, ExitStack, aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, ExitStack, aclosing, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,23 @@ def server_env(sandbox: RunningSandbox | None, tmp_path: Path, **extra: str) -> 
         env["AIMLAPI_BASE_URL"] = sandbox.url
     env.update(extra)
     return env
+
+
+@contextmanager
+def replicas(
+    count: int, sandbox: RunningSandbox | None, database_url: str, tmp_path: Path, *, token: str, **extra: str
+) -> Iterator[list[HttpServer]]:
+    """`count` HTTP server processes sharing `database_url` (replicas behind a load balancer), each with its own state
+    directory and log; stopped at the end."""
+    with ExitStack() as stack:
+        servers = []
+        for index in range(count):
+            folder = tmp_path / f"replica-{index}"
+            env = server_env(
+                sandbox, folder, PIXVERSE_MCP_DATABASE_URL=database_url, PIXVERSE_MCP_AUTH_TOKEN=token, **extra
+            )
+            servers.append(stack.enter_context(served(env, folder, STATEFUL)))
+        yield servers
 
 
 @asynccontextmanager

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, ExitStack, contextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ from mcp import Client
 from mcp_types import CallToolResult, TextResourceContents
 
 from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import server_env
-from tests.http_server import STATEFUL, HttpServer, free_port, sdk_client, served
+from tests.conftest import replicas as shared_replicas
+from tests.http_server import HttpServer, free_port, sdk_client
 from tests.postgres_server import RunningPostgres
 from tests.stdio_support import structured, text_of
 
@@ -49,20 +48,9 @@ STATUS_REQUEST_FACTOR = 1.5
 RACE_ROUNDS = 8
 
 
-@contextmanager
-def replicas(
-    count: int, sandbox: RunningSandbox | None, database_url: str, tmp_path: Path, **extra: str
-) -> Iterator[list[HttpServer]]:
-    """`count` replicas sharing `database_url`, each with its own state directory and log; stopped at the end."""
-    with ExitStack() as stack:
-        servers = []
-        for index in range(count):
-            folder = tmp_path / f"replica-{index}"
-            env = server_env(
-                sandbox, folder, PIXVERSE_MCP_DATABASE_URL=database_url, PIXVERSE_MCP_AUTH_TOKEN=TOKEN, **extra
-            )
-            servers.append(stack.enter_context(served(env, folder, STATEFUL)))
-        yield servers
+def replicas(count: int, sandbox: RunningSandbox | None, database_url: str, tmp_path: Path, **extra: str) -> Any:
+    """`count` replicas sharing `database_url` (see `tests.conftest.replicas`), logged in with this module's token."""
+    return shared_replicas(count, sandbox, database_url, tmp_path, token=TOKEN, **extra)
 
 
 # Lines of the replicas' logs that say nothing about what the replicas decided (each HTTP exchange, in detail).

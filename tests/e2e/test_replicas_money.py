@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ import anyio
 import pytest
 
 from pixverse_mcp.sandbox import RunningSandbox, SandboxConfig
-from tests.conftest import server_env
-from tests.http_server import STATEFUL, HttpServer, sdk_client, served
+from tests.conftest import replicas as shared_replicas
+from tests.http_server import HttpServer, sdk_client
 from tests.postgres_server import RunningPostgres
 from tests.stdio_support import structured, text_of
 
@@ -35,25 +34,10 @@ def own_postgres() -> Iterator[RunningPostgres]:
         server.stop()
 
 
-@contextmanager
-def replicas(
-    count: int, sandbox: RunningSandbox, database_url: str, tmp_path: Path, **extra: str
-) -> Iterator[list[HttpServer]]:
-    with ExitStack() as stack:
-        servers = []
-        for index in range(count):
-            folder = tmp_path / f"replica-{index}"
-            env = server_env(
-                sandbox,
-                folder,
-                PIXVERSE_MCP_DATABASE_URL=database_url,
-                PIXVERSE_MCP_AUTH_TOKEN=TOKEN,
-                PIXVERSE_MCP_WAIT_BUDGET_SECONDS=str(BUDGET),
-                PIXVERSE_MCP_LOG_LEVEL="INFO",
-                **extra,
-            )
-            servers.append(stack.enter_context(served(env, folder, STATEFUL)))
-        yield servers
+def replicas(count: int, sandbox: RunningSandbox, database_url: str, tmp_path: Path, **extra: str) -> Any:
+    """`count` replicas sharing `database_url` (see `tests.conftest.replicas`), with this module's token and budget."""
+    settings = {"PIXVERSE_MCP_WAIT_BUDGET_SECONDS": str(BUDGET), "PIXVERSE_MCP_LOG_LEVEL": "INFO", **extra}
+    return shared_replicas(count, sandbox, database_url, tmp_path, token=TOKEN, **settings)
 
 
 async def call(server: HttpServer, tool: str, arguments: dict[str, Any]) -> Any:

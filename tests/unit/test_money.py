@@ -24,9 +24,11 @@ from pydantic import SecretStr
 
 from pixverse_mcp.app import App, open_app
 from pixverse_mcp.config import Settings, SettingsError, load_settings
+from pixverse_mcp.models import Generation, GenerationStatus
 from pixverse_mcp.sandbox import SANDBOX_API_KEY, RunningSandbox, SandboxConfig
 from pixverse_mcp.server import build_server
-from pixverse_mcp.storage import CreateClaim, Proceed
+from pixverse_mcp.settle import SettlePolicy, Settler
+from pixverse_mcp.storage import AnsweredCreate, CreateClaim, Proceed
 from tests.hostile_upstream import HostileUpstream, Reply, new_generation_id
 from tests.stdio_support import structured, text_of
 
@@ -337,6 +339,52 @@ async def test_a_create_accepted_then_lost_ends_reattached_with_one_payment(tmp_
     assert listing["uncertain_creates"] == []
     assert entry is not None
     assert entry.cost_usd == pytest.approx(0.42)
+
+
+async def test_a_create_settled_between_a_joiners_two_reads_is_joined_not_sent_again(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A caller joining an identical create looks for its intent and its generation; settling may commit between
+    the two reads. Whichever read comes first, the caller must end with that generation (claiming again made a
+    second paid create: 1 run in 4 of the accepted_* fault tests under load)."""
+    settings = settings_for(sandbox.url, SANDBOX_API_KEY, tmp_path)
+    async with served(settings) as (_, app):
+        claim = CreateClaim(request={"prompt": "joined"}, key="joined", sender="another process")
+        claimed = await app.storage.claim_create(claim)
+        assert isinstance(claimed, Proceed)
+        await app.storage.abandon_create(claimed.intent_id, outcome_unknown=True, detail="lost", settle_until=1e12)
+        settled = AnsweredCreate(
+            claimed.intent_id, Generation(id="settled-id", status=GenerationStatus.QUEUED), {}, "joined", 1.0, 0.42
+        )
+        storage = app.storage
+        commits: list[str] = []
+
+        class SettlingBetweenReads:
+            """The journal, with settling committing right after the joiner's first read."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(storage, name)
+
+            async def _then_settle(self, found: Any) -> Any:
+                if not commits:
+                    commits.append("settled")
+                    await storage.complete_create(settled)
+                return found
+
+            async def pending_create(self, intent_id: str) -> Any:
+                return await self._then_settle(await storage.pending_create(intent_id))
+
+            async def created_by(self, intent_id: str) -> Any:
+                return await self._then_settle(await storage.created_by(intent_id))
+
+        settler = Settler(
+            app.require_service().client, SettlingBetweenReads(), instance="joiner", policy=SettlePolicy()
+        )  # type: ignore[arg-type]
+        entry = await settler.join(claimed.intent_id, anyio.current_time() + 5)
+
+    assert commits == ["settled"]
+    assert entry is not None
+    assert entry.generation_id == "settled-id"
 
 
 @pytest.mark.slow  # the settle window, in real time
