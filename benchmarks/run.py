@@ -10,8 +10,9 @@ P3  delay between a video becoming ready and our noticing it, and status request
     2x the documented times, every duration scaled by 0.1: the first dozen videos of a fresh journal (target: lag
     <= 1x at <= 2x the requests), the second dozen (lag <= 0.2x at <= 2x), and the steady state after a warm-up
     batch our journal has learnt from (lag <= 0.2x at <= 2x)
-P4  1,000 concurrent blocking waits in one process: all complete; peak RSS (<= 150 MB) and event-loop lag p99
-    (<= 50 ms)
+P4  1,000 and 5,000 concurrent blocking waits in one process on a 3.5 s sandbox video: all complete; a call's
+    median time against the video's (<= 3x), the worst single event-loop stall (<= 0.5 s), the lag p99, peak RSS
+    (<= 400 MB)
 
 Nothing here asserts: it prints. The README quotes the latest figures.
 """
@@ -317,7 +318,15 @@ def bench_p3(journals: int = 3, warm_up: int = 24, rounds: int = 3, videos: int 
 # --- P4 ---------------------------------------------------------------------------------------------------------
 
 
-async def _p4(url: str, waits: int) -> tuple[int, float, float]:
+# P4's video: 0.5 s queued and 3 s generating in the sandbox, as the issue's "3.5 s sandbox video".
+P4_QUEUED_SECONDS = 0.5
+P4_GENERATING_SECONDS = 3.0
+P4_VIDEO_SECONDS = P4_QUEUED_SECONDS + P4_GENERATING_SECONDS
+# The loop-lag sampler sleeps this long and records each overshoot: one 3 s stall counts as 3 s, not as one sample.
+_LAG_TICK = 0.01
+
+
+async def _p4(url: str, waits: int) -> dict[str, float]:
     from mcp import Client
     from pydantic import SecretStr
 
@@ -333,46 +342,79 @@ async def _p4(url: str, waits: int) -> tuple[int, float, float]:
         wait_budget_seconds=120,
     )
     lags: list[float] = []
+    calls: list[float] = []
     done = 0
     finished = anyio.Event()
 
     async def watch_loop() -> None:
         while not finished.is_set():
             started = time.perf_counter()
-            await anyio.sleep(0.01)
-            lags.append(time.perf_counter() - started - 0.01)
+            await anyio.sleep(_LAG_TICK)
+            lags.append(max(0.0, time.perf_counter() - started - _LAG_TICK))
 
     async def one(client: Client, index: int) -> None:
         nonlocal done
+        started = time.perf_counter()
         result = await client.call_tool("generate_video_blocking", {"prompt": f"concurrent video {index}"})
+        calls.append(time.perf_counter() - started)
         if not result.is_error and (result.structured_content or {}).get("status") == "completed":
             done += 1
 
+    cpu_before = time.process_time()
+    wall_before = time.perf_counter()
     async with Client(build_server(settings)) as client, anyio.create_task_group() as group:
         group.start_soon(watch_loop)
-        async with anyio.create_task_group() as calls:
+        async with anyio.create_task_group() as tasks:
             for index in range(waits):
-                calls.start_soon(one, client, index)
+                tasks.start_soon(one, client, index)
         finished.set()
     lags.sort()
-    return done, lags[int(len(lags) * 0.99)] * 1000, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "done": done,
+        "call_p50": statistics.median(calls),
+        "call_p99": sorted(calls)[int(len(calls) * 0.99)],
+        "wall": time.perf_counter() - wall_before,
+        "cpu": time.process_time() - cpu_before,
+        "lag_p99": lags[int(len(lags) * 0.99)],
+        "stall": lags[-1],
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
-def bench_p4(waits: int = 1000) -> list[Row]:
-    """Run in a child process, so the RSS is that of a process holding the waits and nothing else."""
-    output = subprocess.run(
-        [sys.executable, __file__, "--p4-child", str(waits)], capture_output=True, text=True, check=True, timeout=300
-    ).stdout
-    done, lag_p99, rss_mb = json.loads(output.strip().splitlines()[-1])
-    return [
-        (f"P4 {waits} concurrent blocking waits", f"{done} done", f"{waits}", f"{done / waits:.0%}", "100 %"),
-        ("P4 peak RSS", f"{rss_mb:.0f} MB", "", "", "<= 150 MB"),
-        ("P4 event-loop lag p99", f"{lag_p99:.1f} ms", "", "", "<= 50 ms"),
-    ]
+def bench_p4(counts: tuple[int, ...] = (1000, 5000)) -> list[Row]:
+    """Each count in a child process of its own, so the RSS is that of a process holding the waits and nothing
+    else. The baseline of a call's time is the video's own time (what a call would take with no queueing at all)."""
+    rows: list[Row] = []
+    for waits in counts:
+        output = subprocess.run(
+            [sys.executable, __file__, "--p4-child", str(waits)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+        ).stdout
+        figures = json.loads(output.strip().splitlines()[-1])
+        p50 = figures["call_p50"]
+        rows += [
+            (f"P4 {waits} concurrent blocking waits", f"{figures['done']} done", f"{waits}", "", "all"),
+            (
+                f"P4 {waits}: call p50 / the video's time",
+                f"{p50:.2f} s",
+                f"{P4_VIDEO_SECONDS:.1f} s",
+                f"{p50 / P4_VIDEO_SECONDS:.2f}x",
+                "<= 3x",
+            ),
+            (f"P4 {waits}: call p99", f"{figures['call_p99']:.2f} s", "", "", ""),
+            (f"P4 {waits}: wall / CPU seconds", f"{figures['wall']:.1f} / {figures['cpu']:.1f} s", "", "", ""),
+            (f"P4 {waits}: worst event-loop stall", f"{figures['stall'] * 1000:.0f} ms", "", "", "<= 500 ms"),
+            (f"P4 {waits}: event-loop lag p99", f"{figures['lag_p99'] * 1000:.0f} ms", "", "", ""),
+            (f"P4 {waits}: peak RSS", f"{figures['rss_mb']:.0f} MB", "", "", "<= 400 MB"),
+        ]
+    return rows
 
 
 def _p4_child(waits: int) -> None:
-    with _sandbox_process(queued_seconds=0.5, generating_seconds=3) as url:
+    with _sandbox_process(queued_seconds=P4_QUEUED_SECONDS, generating_seconds=P4_GENERATING_SECONDS) as url:
         print(json.dumps(anyio.run(_p4, url, waits)))
 
 
