@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -131,7 +131,7 @@ async def _direct_posts(url: str, runs: int) -> float:
     body = VideoRequest(prompt="a benchmark").to_body()
     headers = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
     samples: list[float] = []
-    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+    async with httpx2.AsyncClient(base_url=url, headers=headers) as http:
         for index in range(runs + 3):
             started = time.perf_counter()
             response = await http.post("/v2/video/generations", json=body)
@@ -446,9 +446,9 @@ def _wait_until_up(url: str) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"{url}/_sandbox/stats", timeout=1)
+            httpx2.get(f"{url}/_sandbox/stats", timeout=1)
             return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             time.sleep(0.05)
     raise RuntimeError("the sandbox did not start")
 

@@ -66,7 +66,7 @@ def replicas(
 
 
 # Lines of the replicas' logs that say nothing about what the replicas decided (each HTTP exchange, in detail).
-NOISE = ("httpcore.", "httpx:", "uvicorn.access", "sse_starlette", "mcp.server.lowlevel", "asyncio:", "client: GET")
+NOISE = ("httpcore2.", "httpx2:", "uvicorn.access", "sse_starlette", "mcp.server.lowlevel", "asyncio:", "client: GET")
 
 
 def logs(servers: list[HttpServer]) -> str:
