@@ -14,7 +14,8 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -102,6 +103,10 @@ class Connection:
         self._attempt_seconds = (timeout.connect or 0.0) + (timeout.read or 0.0)
         self._api: httpx2.AsyncClient | None = None
         self._storage: httpx2.AsyncClient | None = None
+        # Requests in flight, per pool, bounded here rather than in the pool's own queue: httpcore walks every
+        # queued request on each one that starts or ends, so 5,000 waits polling at once spent the loop's time
+        # there. A request waiting here costs nothing until a slot is free.
+        self._slots: dict[str, anyio.CapacityLimiter] = {}
         self._api_origin = (self.base_url.scheme, self.base_url.host, self.base_url.port)
 
     @property
@@ -144,6 +149,7 @@ class Connection:
             if pool is not None:
                 await pool.aclose()
         self._api = self._storage = None
+        self._slots.clear()
 
     async def request(
         self,
@@ -184,7 +190,9 @@ class Connection:
             return Answer(payload, kept, response.status_code)
 
         label = f"{method} {path}"
-        return await self.with_retries(label, attempt, idempotent=idempotent, max_attempts=attempts, timeout=timeout)
+        return await self.with_retries(
+            label, attempt, idempotent=idempotent, max_attempts=attempts, timeout=timeout, pool="api"
+        )
 
     def clean(self, value: Any, depth: int = 0) -> Any:
         """An upstream value as the rest of the program may hold it: every text without lone surrogates or the
@@ -235,7 +243,7 @@ class Connection:
 
         try:
             await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
-            return await self.with_retries("download", attempt, idempotent=True, timeout=timeout)
+            return await self.with_retries("download", attempt, idempotent=True, timeout=timeout, pool="storage")
         except DownloadError:
             raise
         except APITimeoutError as exc:
@@ -278,6 +286,29 @@ class Connection:
                 "address, not the provider's storage"
             )
 
+    @asynccontextmanager
+    async def _slot(self, pool: str | None, wait: float) -> AsyncIterator[Callable[[], float]]:
+        """One of `pool`'s `max_connections` request slots, waited for at most `wait` seconds (then
+        `httpx2.PoolTimeout`: nothing was sent); yields how long the wait took."""
+        if pool is None:
+            yield lambda: 0.0
+            return
+        slots = self._slots.get(pool)
+        if slots is None:
+            slots = self._slots[pool] = anyio.CapacityLimiter(self._max_connections)
+        began = self._clock()
+        acquired = False
+        with anyio.move_on_after(max(wait, 0.0)):
+            await slots.acquire()
+            acquired = True
+        if not acquired:
+            raise httpx2.PoolTimeout("no request slot came free in the time left")
+        waited = self._clock() - began
+        try:
+            yield lambda: waited
+        finally:
+            slots.release()
+
     async def with_retries(
         self,
         label: str,
@@ -286,9 +317,11 @@ class Connection:
         idempotent: bool,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        pool: str | None = None,
     ) -> _T:
         """The only retry loop: run `attempt` until it succeeds or the policy says stop. Each attempt is bounded
-        in total (a body dripping a byte at a time cannot outlast it), and all of them by `timeout` if given."""
+        in total (a body dripping a byte at a time cannot outlast it), and all of them by `timeout` if given.
+        With a `pool`, each attempt first takes one of its request slots (waiting, like a pool slot, never sent)."""
         policy = self.retry_policy
         limit = policy.max_attempts if max_attempts is None else max_attempts
         started = self._clock()
@@ -302,8 +335,9 @@ class Connection:
                 else min(self._attempt_seconds, timeout - (self._clock() - started))
             )
             try:
-                with anyio.fail_after(max(left, 0.0)):
-                    return await attempt()
+                async with self._slot(pool, left) as waited:
+                    with anyio.fail_after(max(left - waited(), 0.0)):
+                        return await attempt()
             except TimeoutError:
                 error: Exception = APITimeoutError(
                     "No complete answer came back in the time left for this call", request_sent=True

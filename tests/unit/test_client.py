@@ -8,8 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
 import httpx2
 import pytest
+from anyio import wait_all_tasks_blocked
 
 from pixverse_mcp._retry import RetryPolicy
 from pixverse_mcp.client import PixVerseClient, WaitUpdate
@@ -638,3 +640,59 @@ async def test_client_works_as_an_async_context_manager_and_closes_its_pool() ->
 
     assert generation.id == GENERATION_ID
     assert transport.closed
+
+
+# --- request slots --------------------------------------------------------------------------------------------------
+
+
+class HeldUpstream:
+    """Answers status requests only when released, and counts how many are in flight at once."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.requests = 0
+        self.release = anyio.Event()
+
+    async def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await self.release.wait()
+        self.in_flight -= 1
+        return created() if request.method == "POST" else status("generating")
+
+
+async def test_requests_in_flight_are_bounded_by_max_connections_and_the_rest_wait_their_turn() -> None:
+    upstream = HeldUpstream()
+    client = make_client(upstream, FakeTime(), max_connections=2)  # type: ignore[arg-type]
+    async with client, anyio.create_task_group() as tasks:
+        for _ in range(6):
+            tasks.start_soon(client.get, GENERATION_ID)
+        await wait_all_tasks_blocked()
+        assert upstream.in_flight == 2
+        upstream.release.set()
+
+    assert upstream.requests == 6
+    assert upstream.most_in_flight == 2
+
+
+async def test_a_create_that_gets_no_request_slot_in_its_time_is_never_sent_and_says_so() -> None:
+    upstream = HeldUpstream()
+    client = PixVerseClient(
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        transport=httpx2.MockTransport(upstream),  # type: ignore[arg-type]
+        retry_policy=RetryPolicy(max_attempts=1),
+        max_connections=1,
+    )
+    async with client, anyio.create_task_group() as tasks:
+        tasks.start_soon(client.get, GENERATION_ID)
+        await wait_all_tasks_blocked()
+        with pytest.raises(APIConnectionError) as caught:
+            await client.create(REQUEST, timeout=0.05)
+        upstream.release.set()
+
+    assert not isinstance(caught.value, CreateOutcomeUnknownError)
+    assert not caught.value.request_sent
+    assert upstream.requests == 1  # only the status request that held the slot
