@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -110,7 +110,7 @@ def probe_child(base_urls: list[str]) -> None:
     samples: list[list[tuple[float, float | None]]] = [[] for _ in base_urls]
 
     def probe(index: int, url: str) -> None:
-        with httpx.Client(timeout=5.0) as http:
+        with httpx2.Client(timeout=5.0) as http:
             next_at = time.perf_counter()
             while not stop.is_set():
                 at, started = time.time(), time.perf_counter()
@@ -118,7 +118,7 @@ def probe_child(base_urls: list[str]) -> None:
                     latency: float | None = (
                         time.perf_counter() - started if http.get(url + "/healthz").status_code == 200 else None
                     )
-                except httpx.HTTPError:
+                except httpx2.HTTPError:
                     latency = None
                 samples[index].append((at, latency))
                 next_at += PROBE_INTERVAL_SECONDS
@@ -328,7 +328,7 @@ async def wait_all(sessions: list[list[Session]], created: list[str | None]) -> 
 
 
 async def upstream_stats(sandbox_url: str) -> dict[str, int]:
-    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+    async with httpx2.AsyncClient(base_url=sandbox_url) as http:
         stats: dict[str, int] = (await http.get("/_sandbox/stats")).json()
         return stats
 

@@ -14,13 +14,14 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import anyio
-import httpx
+import httpx2
 from pydantic import SecretStr
 
 from pixverse_mcp._retry import NEVER_SENT, RetryPolicy, parse_retry_after, retry_delay, should_retry
@@ -81,15 +82,15 @@ class Connection:
         *,
         api_key: SecretStr | None,
         base_url: str,
-        timeout: httpx.Timeout,
+        timeout: httpx2.Timeout,
         retry_policy: RetryPolicy,
-        transport: httpx.AsyncBaseTransport | None,
+        transport: httpx2.AsyncBaseTransport | None,
         sleep: Sleep,
         clock: Callable[[], float],
         max_connections: int,
     ) -> None:
         self.api_key = api_key
-        self.base_url = httpx.URL(base_url.rstrip("/"))
+        self.base_url = httpx2.URL(base_url.rstrip("/"))
         self._timeout = timeout
         self.retry_policy = retry_policy
         self._transport = transport
@@ -100,21 +101,25 @@ class Connection:
         self._secret_forms = secret_forms(api_key.get_secret_value()) if api_key else []
         # One attempt may take this long in all (connect, send, every byte of the answer), whatever the pace.
         self._attempt_seconds = (timeout.connect or 0.0) + (timeout.read or 0.0)
-        self._api: httpx.AsyncClient | None = None
-        self._storage: httpx.AsyncClient | None = None
+        self._api: httpx2.AsyncClient | None = None
+        self._storage: httpx2.AsyncClient | None = None
+        # Requests in flight, per pool, bounded here rather than in the pool's own queue: httpcore walks every
+        # queued request on each one that starts or ends, so 5,000 waits polling at once spent the loop's time
+        # there. A request waiting here costs nothing until a slot is free.
+        self._slots: dict[str, anyio.CapacityLimiter] = {}
         self._api_origin = (self.base_url.scheme, self.base_url.host, self.base_url.port)
 
     @property
-    def api(self) -> httpx.AsyncClient:
+    def api(self) -> httpx2.AsyncClient:
         """The pool for the API (with the key); created on first use."""
         if self._api is None:
             headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
             if self.api_key is not None:
                 headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
-            limits = httpx.Limits(
+            limits = httpx2.Limits(
                 max_connections=self._max_connections, max_keepalive_connections=self._max_connections
             )
-            self._api = httpx.AsyncClient(
+            self._api = httpx2.AsyncClient(
                 base_url=self.base_url,
                 headers=headers,
                 timeout=self._timeout,
@@ -125,11 +130,11 @@ class Connection:
         return self._api
 
     @property
-    def storage(self) -> httpx.AsyncClient:
+    def storage(self) -> httpx2.AsyncClient:
         """The pool for the provider's video storage (its CDN): never carries the key, follows redirects, each hop
         checked first (only https, only public addresses, unless it is the API's own origin)."""
         if self._storage is None:
-            self._storage = httpx.AsyncClient(
+            self._storage = httpx2.AsyncClient(
                 headers={"User-Agent": USER_AGENT},
                 timeout=self._timeout,
                 transport=self._transport,
@@ -144,6 +149,7 @@ class Connection:
             if pool is not None:
                 await pool.aclose()
         self._api = self._storage = None
+        self._slots.clear()
 
     async def request(
         self,
@@ -184,7 +190,9 @@ class Connection:
             return Answer(payload, kept, response.status_code)
 
         label = f"{method} {path}"
-        return await self.with_retries(label, attempt, idempotent=idempotent, max_attempts=attempts, timeout=timeout)
+        return await self.with_retries(
+            label, attempt, idempotent=idempotent, max_attempts=attempts, timeout=timeout, pool="api"
+        )
 
     def clean(self, value: Any, depth: int = 0) -> Any:
         """An upstream value as the rest of the program may hold it: every text without lone surrogates or the
@@ -211,8 +219,8 @@ class Connection:
     ) -> DownloadedVideo:
         """Stream the video at `url` into `target` (whole or not at all), retried like a status request."""
         try:
-            source = httpx.URL(url).copy_with(username=None, password=None)
-        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            source = httpx2.URL(url).copy_with(username=None, password=None)
+        except (httpx2.InvalidURL, ValueError, TypeError) as exc:
             raise DownloadError("The video URL is not a URL that can be downloaded") from exc
         storage = printable(source.host or "?")
 
@@ -235,7 +243,7 @@ class Connection:
 
         try:
             await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
-            return await self.with_retries("download", attempt, idempotent=True, timeout=timeout)
+            return await self.with_retries("download", attempt, idempotent=True, timeout=timeout, pool="storage")
         except DownloadError:
             raise
         except APITimeoutError as exc:
@@ -254,11 +262,11 @@ class Connection:
         try:
             with anyio.fail_after(timeout):
                 response = await self.storage.get(url, headers={"Range": "bytes=0-0"})
-        except (TimeoutError, httpx.HTTPError, DownloadError, ValueError):
+        except (TimeoutError, httpx2.HTTPError, DownloadError, ValueError):
             return False
         return response.is_success
 
-    async def _check_download_hop(self, request: httpx.Request) -> None:
+    async def _check_download_hop(self, request: httpx2.Request) -> None:
         """Before every request of a download, redirects included: a video, not an internal page."""
         if (request.url.scheme, request.url.host, request.url.port) == self._api_origin:
             return
@@ -278,6 +286,29 @@ class Connection:
                 "address, not the provider's storage"
             )
 
+    @asynccontextmanager
+    async def _slot(self, pool: str | None, wait: float) -> AsyncIterator[Callable[[], float]]:
+        """One of `pool`'s `max_connections` request slots, waited for at most `wait` seconds (then
+        `httpx2.PoolTimeout`: nothing was sent); yields how long the wait took."""
+        if pool is None:
+            yield lambda: 0.0
+            return
+        slots = self._slots.get(pool)
+        if slots is None:
+            slots = self._slots[pool] = anyio.CapacityLimiter(self._max_connections)
+        began = self._clock()
+        acquired = False
+        with anyio.move_on_after(max(wait, 0.0)):
+            await slots.acquire()
+            acquired = True
+        if not acquired:
+            raise httpx2.PoolTimeout("no request slot came free in the time left")
+        waited = self._clock() - began
+        try:
+            yield lambda: waited
+        finally:
+            slots.release()
+
     async def with_retries(
         self,
         label: str,
@@ -286,9 +317,11 @@ class Connection:
         idempotent: bool,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        pool: str | None = None,
     ) -> _T:
         """The only retry loop: run `attempt` until it succeeds or the policy says stop. Each attempt is bounded
-        in total (a body dripping a byte at a time cannot outlast it), and all of them by `timeout` if given."""
+        in total (a body dripping a byte at a time cannot outlast it), and all of them by `timeout` if given.
+        With a `pool`, each attempt first takes one of its request slots (waiting, like a pool slot, never sent)."""
         policy = self.retry_policy
         limit = policy.max_attempts if max_attempts is None else max_attempts
         started = self._clock()
@@ -302,15 +335,16 @@ class Connection:
                 else min(self._attempt_seconds, timeout - (self._clock() - started))
             )
             try:
-                with anyio.fail_after(max(left, 0.0)):
-                    return await attempt()
+                async with self._slot(pool, left) as waited:
+                    with anyio.fail_after(max(left - waited(), 0.0)):
+                        return await attempt()
             except TimeoutError:
                 error: Exception = APITimeoutError(
                     "No complete answer came back in the time left for this call", request_sent=True
                 )
-            except (httpx.TransportError, APIStatusError) as exc:
+            except (httpx2.TransportError, APIStatusError) as exc:
                 error = exc
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
                 raise as_package_error(exc) from exc
             retry_after = error.retry_after if isinstance(error, APIStatusError) else None
             delay = retry_delay(attempts, policy, retry_after=retry_after, rng=self._rng)
@@ -321,7 +355,7 @@ class Connection:
             await self._sleep(delay)
 
 
-def _status_error(status_code: int, headers: httpx.Headers, payload: Any) -> APIStatusError:
+def _status_error(status_code: int, headers: httpx2.Headers, payload: Any) -> APIStatusError:
     """The typed error for an error answer (its body already cleaned of the key and odd text)."""
     return error_for_status(
         status_code,
@@ -331,7 +365,7 @@ def _status_error(status_code: int, headers: httpx.Headers, payload: Any) -> API
     )
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+async def _read_capped(response: httpx2.Response, limit: int) -> bytes:
     """The (decoded) body, refused past `limit` bytes: no answer of this API is near it, and memory must hold."""
     chunks = []
     size = 0
@@ -359,7 +393,7 @@ def _is_video_type(content_type: str) -> bool:
     return not kind or kind.startswith("video/") or kind in _VIDEO_CONTAINER_TYPES
 
 
-async def _stream_to_file(response: httpx.Response, target: Path, max_bytes: int) -> int:
+async def _stream_to_file(response: httpx2.Response, target: Path, max_bytes: int) -> int:
     """Write the body next to `target` under a hidden temporary name, then rename it into place."""
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     size = 0
@@ -383,16 +417,16 @@ def as_package_error(error: BaseException) -> PixVerseError:
     if isinstance(error, PixVerseError):
         return error
     never_sent = isinstance(error, NEVER_SENT)
-    if isinstance(error, httpx.TooManyRedirects):
+    if isinstance(error, httpx2.TooManyRedirects):
         wrapped: PixVerseError = DownloadError(
             "The video storage keeps redirecting (a redirect loop); nothing was saved"
         )
-    elif isinstance(error, (httpx.DecodingError, httpx.InvalidURL, httpx.UnsupportedProtocol)):
+    elif isinstance(error, (httpx2.DecodingError, httpx2.InvalidURL, httpx2.UnsupportedProtocol)):
         wrapped = UnexpectedResponseError(f"The answer could not be read ({type(error).__name__})")
-    elif isinstance(error, httpx.LocalProtocolError):
+    elif isinstance(error, httpx2.LocalProtocolError):
         # Its text quotes the offending header, which may be the key: say what happened, not what it saw.
         wrapped = APIConnectionError("The request could not be built (an invalid header); not sent", request_sent=False)
-    elif isinstance(error, httpx.TimeoutException):
+    elif isinstance(error, httpx2.TimeoutException):
         wrapped = APITimeoutError(
             f"The AI/ML API did not answer in time ({type(error).__name__})", request_sent=not never_sent
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import httpx
+import httpx2
 
 from pixverse_mcp.errors import RateLimitError, UpstreamServerError
 
@@ -31,11 +31,11 @@ class RetryPolicy:
     """A Retry-After longer than this is capped: the server's hint, not a licence to hang an agent."""
 
 
-# Raised by httpx before a byte of the request was sent: nothing can have been accepted upstream. (httpx's
+# Raised by httpx2 before a byte of the request was sent: nothing can have been accepted upstream. (httpx2's
 # LocalProtocolError, a request it refused to build, is never sent either, but retrying it cannot help.)
-NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 # Transport failures after the request may have been sent (or where we cannot tell).
-_TRANSPORT_FAULTS = (httpx.TransportError,)
+_TRANSPORT_FAULTS = (httpx2.TransportError,)
 
 
 def should_retry(error: BaseException, *, idempotent: bool) -> bool:

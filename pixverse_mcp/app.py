@@ -18,7 +18,7 @@ from typing import Final
 
 import anyio
 import anyio.to_thread
-import httpx
+import httpx2
 
 from pixverse_mcp import defaults
 from pixverse_mcp.client import PixVerseClient, default_timeout
@@ -64,7 +64,7 @@ class App:
 async def open_app(
     settings: Settings,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     clock: Callable[[], float] = time.monotonic,
     background: bool = True,

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Final
 
 import anyio
-import httpx
+import httpx2
 from pydantic import SecretStr
 
 from pixverse_mcp import defaults
@@ -76,9 +76,9 @@ CLIENT_REQUEST_ID_HEADER: Final = "X-Client-Request-Id"
 
 def default_timeout(
     connect: float = defaults.CONNECT_TIMEOUT_SECONDS, read: float = defaults.READ_TIMEOUT_SECONDS
-) -> httpx.Timeout:
+) -> httpx2.Timeout:
     """Explicit limits for every phase: connect fast or fail, and never wait on a pool slot forever."""
-    return httpx.Timeout(connect=connect, read=read, write=read, pool=60.0)
+    return httpx2.Timeout(connect=connect, read=read, write=read, pool=60.0)
 
 
 UpdateCallback = Callable[[WaitUpdate], Awaitable[None] | None]
@@ -94,10 +94,10 @@ class PixVerseClient:
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
         endpoint_path: str = defaults.ENDPOINT_PATHS["universal"],
-        timeout: httpx.Timeout | None = None,
+        timeout: httpx2.Timeout | None = None,
         retry_policy: RetryPolicy | None = None,
         polling_policy: PollingPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_connections: int = 64,
@@ -106,7 +106,7 @@ class PixVerseClient:
         """`api_key` defaults to `AIMLAPI_API_KEY` and `base_url` to `AIMLAPI_BASE_URL` (else the public API).
 
         Without a key the client can still be built; its first request that needs one raises `MissingAPIKeyError`.
-        `transport`, `sleep` and `clock` are for tests (an `httpx.MockTransport`, a no-op sleep, a fake clock);
+        `transport`, `sleep` and `clock` are for tests (an `httpx2.MockTransport`, a no-op sleep, a fake clock);
         `drain` ends every wait at once when the process shuts down.
         """
         if api_key is None:

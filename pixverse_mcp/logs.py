@@ -82,6 +82,6 @@ def configure_logging(level: str, *, secrets: Iterable[str] = ()) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     if level != "DEBUG":
-        # httpx logs a line per request at INFO: one per poll. Keep it for DEBUG.
-        for name in ("httpx", "httpcore"):
+        # httpx2 logs a line per request at INFO: one per poll. Keep it for DEBUG.
+        for name in ("httpx2", "httpcore2"):
             logging.getLogger(name).setLevel(logging.WARNING)

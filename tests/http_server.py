@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import httpx2
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -114,14 +113,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def wait_healthy(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
     """Poll `GET /healthz` until it answers 200; fail with the server's log if it exits or the deadline passes."""
     deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    with httpx.Client(timeout=2.0) as http:
+    with httpx2.Client(timeout=2.0) as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
             try:
                 if http.get(base_url + "/healthz").status_code == 200:
                     return
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             time.sleep(0.05)
     raise RuntimeError(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
-import httpx
+import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.server import MCPServer
@@ -92,7 +92,7 @@ class Served:
 async def serving(
     settings: Settings,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     **client_options: Any,
 ) -> AsyncIterator[Served]:

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pixverse_mcp.hosting import UNAUTHORIZED_MESSAGE
@@ -61,7 +61,7 @@ def without_token(hosting: HostingFactory) -> HttpServer:
 def test_oauth_discovery_is_not_found_behind_a_token(with_token: HttpServer, path: str, token: str | None) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 
-    response = httpx.get(with_token.base_url + path, headers=headers, timeout=10)
+    response = httpx2.get(with_token.base_url + path, headers=headers, timeout=10)
 
     assert response.status_code == 404, response.text
     assert "www-authenticate" not in response.headers
@@ -69,7 +69,7 @@ def test_oauth_discovery_is_not_found_behind_a_token(with_token: HttpServer, pat
 
 @pytest.mark.parametrize("path", DISCOVERY_PATHS)
 def test_oauth_discovery_is_not_found_without_a_token_either(without_token: HttpServer, path: str) -> None:
-    assert httpx.get(without_token.base_url + path, timeout=10).status_code == 404
+    assert httpx2.get(without_token.base_url + path, timeout=10).status_code == 404
 
 
 # --- a 401 in our words -----------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_a_refused_token_gets_our_words_in_the_body_and_for_a_wrong_one_in_the_c
         headers["Authorization"] = f"Bearer {token}"
     ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 
-    response = httpx.post(with_token.url, json=ping, headers=headers, timeout=10)
+    response = httpx2.post(with_token.url, json=ping, headers=headers, timeout=10)
 
     assert response.status_code == 401
     assert response.json()["error"]["message"] == UNAUTHORIZED_MESSAGE
@@ -170,7 +170,7 @@ def test_the_server_says_where_it_serves_and_logs_uvicorn_under_our_name(tmp_pat
 # --- tasks/* and Mcp-Name ---------------------------------------------------------------------------------------
 
 
-def modern_post(server: HttpServer, method: str, params: dict[str, Any], name: str | None) -> httpx.Response:
+def modern_post(server: HttpServer, method: str, params: dict[str, Any], name: str | None) -> httpx2.Response:
     """One 2026-07-28 request, its routing headers set by hand (`Mcp-Name` as given, or none)."""
     envelope = {
         "io.modelcontextprotocol/protocolVersion": MODERN,
@@ -184,7 +184,7 @@ def modern_post(server: HttpServer, method: str, params: dict[str, Any], name: s
         **({"Mcp-Name": name} if name is not None else {}),
     }
     body = {"jsonrpc": "2.0", "id": 9, "method": method, "params": {**params, "_meta": envelope}}
-    return httpx.post(server.url, json=body, headers=headers, timeout=10)
+    return httpx2.post(server.url, json=body, headers=headers, timeout=10)
 
 
 @pytest.mark.parametrize("method", ["tasks/get", "tasks/cancel", "tasks/update"])

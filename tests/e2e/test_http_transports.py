@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from pixverse_mcp import __version__
@@ -91,19 +91,19 @@ class RawSession:
     request the server accepts, so a refusal with forged headers is the guard's doing and nothing else's.
     """
 
-    def __init__(self, http: httpx.AsyncClient, server: HttpServer) -> None:
+    def __init__(self, http: httpx2.AsyncClient, server: HttpServer) -> None:
         self.http = http
         self.server = server
         self.url = server.url
         self.extra: dict[str, str] = {}
 
-    async def post(self, message: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    async def post(self, message: dict[str, Any], headers: dict[str, str]) -> httpx2.Response:
         return await self.http.post(self.url, json=message, headers={**headers, **self.extra})
 
 
 @asynccontextmanager
 async def raw_session(server: HttpServer) -> AsyncIterator[RawSession]:
-    async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as http:
+    async with httpx2.AsyncClient(timeout=DEADLINE_SECONDS) as http:
         session = RawSession(http, server)
         if server.mode == STATELESS:
             yield session
@@ -319,7 +319,7 @@ async def test_loopback_names_only_by_default(
     default_server: HttpServer, header: str, value: str, expected: int
 ) -> None:
     headers = raw_headers(None, **{header: value.format(port=default_server.port)})
-    async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as http:
+    async with httpx2.AsyncClient(timeout=DEADLINE_SECONDS) as http:
         response = await http.post(default_server.url, json=LIST_CALL, headers=headers)
 
     assert response.status_code == expected, response.text
@@ -330,7 +330,7 @@ async def test_loopback_names_only_by_default(
 
 @EVERY_MODE
 async def test_health_needs_no_token_and_reveals_nothing(hosted: HttpServer, shared_sandbox: RunningSandbox) -> None:
-    async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as http:
+    async with httpx2.AsyncClient(timeout=DEADLINE_SECONDS) as http:
         response = await http.get(hosted.base_url + "/healthz")
 
     assert response.status_code == 200
@@ -357,8 +357,8 @@ def test_refuses_non_loopback_host_without_a_token(tmp_path: Path, mode: Mode) -
     assert returncode != 0
     assert "PIXVERSE_MCP_AUTH_TOKEN" in output
     assert "--allow-unauthenticated" in output
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
 @pytest.mark.parametrize(
@@ -371,7 +371,7 @@ async def test_serves_beyond_loopback_with_a_token_or_when_allowed(
 ) -> None:
     env = server_env(None, tmp_path, **extra_env)
     with served(env, tmp_path, STATELESS, *extra_args, host="0.0.0.0") as server:
-        async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as http:
+        async with httpx2.AsyncClient(timeout=DEADLINE_SECONDS) as http:
             response = await http.post(server.url, json=initialize_message(), headers=raw_headers(token=None))
 
     assert response.status_code == unauthenticated_status, response.text
@@ -383,7 +383,7 @@ async def test_serves_beyond_loopback_with_a_token_or_when_allowed(
 @pytest.mark.parametrize("mode", [STATEFUL, STATELESS], ids=[STATEFUL.id, STATELESS.id])
 async def test_stateless_answers_plain_json_without_a_session(tmp_path: Path, mode: Mode) -> None:
     with served(server_env(None, tmp_path), tmp_path, mode) as server:
-        async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as http:
+        async with httpx2.AsyncClient(timeout=DEADLINE_SECONDS) as http:
             response = await http.post(server.url, json=initialize_message(), headers=raw_headers(token=None))
 
     assert response.status_code == 200

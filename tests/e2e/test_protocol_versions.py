@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
@@ -57,9 +57,9 @@ async def test_streamable_http_negotiates(
 
 
 @asynccontextmanager
-async def raw_http(server: HttpServer) -> AsyncIterator[httpx.AsyncClient]:
+async def raw_http(server: HttpServer) -> AsyncIterator[httpx2.AsyncClient]:
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json, text/event-stream"}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=15) as http:
+    async with httpx2.AsyncClient(base_url=server.base_url, headers=headers, timeout=15) as http:
         yield http
 
 

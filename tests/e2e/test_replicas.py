@@ -54,7 +54,7 @@ def replicas(count: int, sandbox: RunningSandbox | None, database_url: str, tmp_
 
 
 # Lines of the replicas' logs that say nothing about what the replicas decided (each HTTP exchange, in detail).
-NOISE = ("httpcore.", "httpx:", "uvicorn.access", "sse_starlette", "mcp.server.lowlevel", "asyncio:", "client: GET")
+NOISE = ("httpcore2.", "httpx2:", "uvicorn.access", "sse_starlette", "mcp.server.lowlevel", "asyncio:", "client: GET")
 
 
 def logs(servers: list[HttpServer]) -> str:

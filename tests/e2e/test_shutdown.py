@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from mcp_types import CallToolResult
 
@@ -37,11 +37,11 @@ async def wait_for_exit(server: HttpServer, deadline: float) -> int | None:
 
 async def refuses_connections(server: HttpServer, deadline: float) -> bool:
     """Whether a fresh connection to the server is refused before `deadline` (monotonic)."""
-    async with httpx.AsyncClient(timeout=2.0) as http:
+    async with httpx2.AsyncClient(timeout=2.0) as http:
         while time.monotonic() < deadline:
             try:
                 await http.get(server.base_url + "/healthz", headers={"Connection": "close"})
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 return True
             await anyio.sleep(0.05)
     return False

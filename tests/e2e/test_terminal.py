@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 import pixverse_mcp
@@ -28,7 +28,7 @@ def run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
 
 
 def create_directly(sandbox: RunningSandbox, prompt: str) -> str:
-    response = httpx.post(
+    response = httpx2.post(
         f"{sandbox.url}/v2/video/generations",
         json={"model": "pixverse/v5/text-to-video", "prompt": prompt},
         headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"},

@@ -1,4 +1,4 @@
-"""PixVerseClient against a scripted upstream (httpx.MockTransport), with simulated time: no network, no real sleeps."""
+"""PixVerseClient against a scripted upstream (httpx2.MockTransport), in simulated time: no network or real sleeps."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
+import anyio
+import httpx2
 import pytest
+from anyio import wait_all_tasks_blocked
 
 from pixverse_mcp._retry import RetryPolicy
 from pixverse_mcp.client import PixVerseClient, WaitUpdate
@@ -40,7 +42,7 @@ REQUEST = VideoRequest(prompt="a red fox running through snow", resolution="540p
 HEARTBEAT = PollingPolicy().heartbeat_seconds
 CLOUDFLARE_PAGE = "<!DOCTYPE html><html><head><title>502 Bad gateway</title></head><body>cloudflare</body></html>"
 
-Reply = httpx.Response | Exception
+Reply = httpx2.Response | Exception
 
 
 class FakeTime:
@@ -66,10 +68,10 @@ class Upstream:
     def __init__(self, *replies: Reply, time: FakeTime | None = None) -> None:
         self.replies = list(replies)
         self.time = time
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
         self.request_times: list[float] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         if self.time is not None:
             self.request_times.append(self.time.now)
@@ -91,10 +93,10 @@ class Timeline:
     def __init__(self, time: FakeTime, answer: Callable[[float], Reply]) -> None:
         self.time = time
         self.answer = answer
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
         self.request_times: list[float] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         self.request_times.append(self.time.now)
         reply = self.answer(self.time.now)
@@ -103,26 +105,26 @@ class Timeline:
         return reply
 
 
-def status(value: str, **extra: Any) -> httpx.Response:
-    return httpx.Response(200, json={"id": GENERATION_ID, "status": value, **extra})
+def status(value: str, **extra: Any) -> httpx2.Response:
+    return httpx2.Response(200, json={"id": GENERATION_ID, "status": value, **extra})
 
 
-def completed() -> httpx.Response:
+def completed() -> httpx2.Response:
     return status("completed", video={"url": VIDEO_URL, "content_type": "video/mp4", "file_size": 6274330})
 
 
-def created() -> httpx.Response:
-    return httpx.Response(
+def created() -> httpx2.Response:
+    return httpx2.Response(
         201, json={"id": GENERATION_ID, "status": "queued", "meta": {"usage": {"tokens_used": 840000}}}
     )
 
 
-def connect_error() -> httpx.ConnectError:
-    return httpx.ConnectError("[Errno 111] Connection refused")
+def connect_error() -> httpx2.ConnectError:
+    return httpx2.ConnectError("[Errno 111] Connection refused")
 
 
 def make_client(
-    handler: Callable[[httpx.Request], httpx.Response],
+    handler: Callable[[httpx2.Request], httpx2.Response],
     time: FakeTime,
     *,
     api_key: str | None = API_KEY,
@@ -131,7 +133,7 @@ def make_client(
     return PixVerseClient(
         api_key=api_key,
         base_url=BASE_URL,
-        transport=httpx.MockTransport(handler),
+        transport=httpx2.MockTransport(handler),
         sleep=time.sleep,
         clock=time.clock,
         **options,
@@ -212,7 +214,7 @@ async def test_create_returns_the_generation_with_its_id_and_usage() -> None:
 
 async def test_get_sends_the_opaque_id_as_one_url_encoded_query_value() -> None:
     awkward_id = "ab12:pixverse/v5/text-to-video+x&generation_id=evil#frag ment"
-    upstream = Upstream(httpx.Response(200, json={"id": awkward_id, "status": "generating"}))
+    upstream = Upstream(httpx2.Response(200, json={"id": awkward_id, "status": "generating"}))
     async with make_client(upstream, FakeTime()) as client:
         generation = await client.get(awkward_id)
 
@@ -230,7 +232,7 @@ async def test_get_sends_the_opaque_id_as_one_url_encoded_query_value() -> None:
 
 
 async def test_get_keeps_the_requested_id_when_the_body_omits_it() -> None:
-    upstream = Upstream(httpx.Response(200, json={"status": "queued"}))
+    upstream = Upstream(httpx2.Response(200, json={"status": "queued"}))
     async with make_client(upstream, FakeTime()) as client:
         generation = await client.get(GENERATION_ID)
 
@@ -286,7 +288,7 @@ async def test_wait_heartbeats_continue_while_status_requests_keep_failing() -> 
     time = FakeTime()
 
     def down_for_a_minute(now: float) -> Reply:
-        return httpx.Response(503, json={"message": "overloaded"}) if now < 60.0 else completed()
+        return httpx2.Response(503, json={"message": "overloaded"}) if now < 60.0 else completed()
 
     log = UpdateLog(time)
     client = make_client(Timeline(time, down_for_a_minute), time, retry_policy=RetryPolicy(max_attempts=1))
@@ -303,7 +305,7 @@ async def test_wait_heartbeats_continue_while_a_status_request_waits_out_retry_a
     time = FakeTime()
     upstream = Upstream(
         status("queued"),
-        httpx.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "20"}),
+        httpx2.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "20"}),
         status("generating"),
         completed(),
         time=time,
@@ -324,7 +326,7 @@ async def test_wait_never_asks_for_a_negative_sleep_after_a_slow_failed_poll() -
     def hangs_then_times_out_once(now: float) -> Reply:
         if now == 0.0:
             time.now += 30.0  # the read timeout's worth of waiting, inside the request
-            return httpx.ReadTimeout("timed out")
+            return httpx2.ReadTimeout("timed out")
         return completed()
 
     async with make_client(Timeline(time, hangs_then_times_out_once), time) as client:
@@ -405,10 +407,10 @@ async def test_wait_timeout_carries_the_id_and_last_generation_and_cancels_nothi
 @pytest.mark.parametrize(
     "fault",
     [
-        httpx.Response(503, json={"message": "Service Unavailable"}),
+        httpx2.Response(503, json={"message": "Service Unavailable"}),
         connect_error(),
-        httpx.Response(200, text=CLOUDFLARE_PAGE, headers={"Content-Type": "text/html"}),
-        httpx.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "3"}),
+        httpx2.Response(200, text=CLOUDFLARE_PAGE, headers={"Content-Type": "text/html"}),
+        httpx2.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "3"}),
     ],
     ids=["503", "connect-error", "html-200", "429-retry-after"],
 )
@@ -427,7 +429,7 @@ async def test_rate_limit_during_wait_is_retried_after_its_retry_after() -> None
     time = FakeTime()
     upstream = Upstream(
         status("queued"),
-        httpx.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "7"}),
+        httpx2.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "7"}),
         completed(),
         time=time,
     )
@@ -441,7 +443,7 @@ async def test_rate_limit_during_wait_is_retried_after_its_retry_after() -> None
 
 async def test_authentication_error_during_wait_ends_it() -> None:
     time = FakeTime()
-    upstream = Upstream(status("queued"), httpx.Response(401, json={"message": "Invalid API key"}))
+    upstream = Upstream(status("queued"), httpx2.Response(401, json={"message": "Invalid API key"}))
     async with make_client(upstream, time) as client:
         with pytest.raises(AuthenticationError) as caught:
             await client.wait(GENERATION_ID, timeout=120)
@@ -457,14 +459,14 @@ async def test_authentication_error_during_wait_ends_it() -> None:
 @pytest.mark.parametrize(
     "reply",
     [
-        httpx.ReadTimeout("timed out"),
-        httpx.RemoteProtocolError("Server disconnected without sending a response."),
-        httpx.Response(500, json={"message": "Internal Server Error"}),
-        httpx.Response(502, text=CLOUDFLARE_PAGE, headers={"Content-Type": "text/html"}),
-        httpx.Response(201, text=CLOUDFLARE_PAGE, headers={"Content-Type": "text/html"}),
-        httpx.Response(200, text=""),
-        httpx.Response(201, json={"status": "queued", "meta": {"usage": {"tokens_used": 840000}}}),
-        httpx.Response(201, json=["not", "an", "object"]),
+        httpx2.ReadTimeout("timed out"),
+        httpx2.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx2.Response(500, json={"message": "Internal Server Error"}),
+        httpx2.Response(502, text=CLOUDFLARE_PAGE, headers={"Content-Type": "text/html"}),
+        httpx2.Response(201, text=CLOUDFLARE_PAGE, headers={"Content-Type": "text/html"}),
+        httpx2.Response(200, text=""),
+        httpx2.Response(201, json={"status": "queued", "meta": {"usage": {"tokens_used": 840000}}}),
+        httpx2.Response(201, json=["not", "an", "object"]),
     ],
     ids=["read-timeout", "disconnected", "500", "502-html", "201-html", "200-empty", "201-no-id", "201-list"],
 )
@@ -494,7 +496,7 @@ async def test_create_is_retried_after_a_connect_error_and_then_succeeds() -> No
     assert 0.0 <= delay <= RetryPolicy().base_delay
 
 
-@pytest.mark.parametrize("fault", [httpx.ConnectTimeout("connect timed out"), httpx.PoolTimeout("no pool slot")])
+@pytest.mark.parametrize("fault", [httpx2.ConnectTimeout("connect timed out"), httpx2.PoolTimeout("no pool slot")])
 async def test_create_is_retried_after_other_never_sent_faults(fault: Exception) -> None:
     upstream = Upstream(fault, created())
     async with make_client(upstream, FakeTime()) as client:
@@ -518,7 +520,7 @@ async def test_create_that_never_connects_raises_a_connection_error_not_outcome_
 async def test_rate_limited_create_is_retried_after_retry_after() -> None:
     time = FakeTime()
     upstream = Upstream(
-        httpx.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "7"}),
+        httpx2.Response(429, json={"message": "Too many requests"}, headers={"Retry-After": "7"}),
         created(),
     )
     async with make_client(upstream, time) as client:
@@ -531,7 +533,7 @@ async def test_rate_limited_create_is_retried_after_retry_after() -> None:
 
 async def test_rate_limited_create_gives_up_after_max_attempts_with_rate_limit_error() -> None:
     time = FakeTime()
-    upstream = Upstream(*(httpx.Response(429, headers={"Retry-After": "2"}) for _ in range(3)))
+    upstream = Upstream(*(httpx2.Response(429, headers={"Retry-After": "2"}) for _ in range(3)))
     async with make_client(upstream, time, retry_policy=RetryPolicy(max_attempts=3)) as client:
         with pytest.raises(RateLimitError) as caught:
             await client.create(REQUEST)
@@ -545,7 +547,7 @@ async def test_rate_limited_create_gives_up_after_max_attempts_with_rate_limit_e
 async def test_get_is_retried_on_503_up_to_max_attempts_then_raises() -> None:
     time = FakeTime()
     policy = RetryPolicy(max_attempts=3)
-    upstream = Upstream(*(httpx.Response(503, json={"message": "Service Unavailable"}) for _ in range(3)))
+    upstream = Upstream(*(httpx2.Response(503, json={"message": "Service Unavailable"}) for _ in range(3)))
     async with make_client(upstream, time, retry_policy=policy) as client:
         with pytest.raises(UpstreamServerError) as caught:
             await client.get(GENERATION_ID)
@@ -559,7 +561,7 @@ async def test_get_is_retried_on_503_up_to_max_attempts_then_raises() -> None:
 
 
 async def test_get_is_retried_after_a_read_timeout() -> None:
-    upstream = Upstream(httpx.ReadTimeout("timed out"), status("generating"))
+    upstream = Upstream(httpx2.ReadTimeout("timed out"), status("generating"))
     async with make_client(upstream, FakeTime()) as client:
         generation = await client.get(GENERATION_ID)
 
@@ -570,7 +572,7 @@ async def test_get_is_retried_after_a_read_timeout() -> None:
 async def test_bad_request_with_a_message_list_is_not_retried() -> None:
     time = FakeTime()
     messages = ["prompt should not be empty", "duration must be one of 5, 8"]
-    upstream = Upstream(httpx.Response(400, json={"statusCode": 400, "message": messages}))
+    upstream = Upstream(httpx2.Response(400, json={"statusCode": 400, "message": messages}))
     async with make_client(upstream, time) as client:
         with pytest.raises(BadRequestError) as caught:
             await client.create(REQUEST)
@@ -616,7 +618,7 @@ async def test_repr_of_the_client_never_contains_the_key() -> None:
 # --- lifecycle ------------------------------------------------------------------------------------------------------
 
 
-class RecordingTransport(httpx.MockTransport):
+class RecordingTransport(httpx2.MockTransport):
     """A MockTransport that remembers whether it was closed."""
 
     closed = False
@@ -638,3 +640,59 @@ async def test_client_works_as_an_async_context_manager_and_closes_its_pool() ->
 
     assert generation.id == GENERATION_ID
     assert transport.closed
+
+
+# --- request slots --------------------------------------------------------------------------------------------------
+
+
+class HeldUpstream:
+    """Answers status requests only when released, and counts how many are in flight at once."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.requests = 0
+        self.release = anyio.Event()
+
+    async def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await self.release.wait()
+        self.in_flight -= 1
+        return created() if request.method == "POST" else status("generating")
+
+
+async def test_requests_in_flight_are_bounded_by_max_connections_and_the_rest_wait_their_turn() -> None:
+    upstream = HeldUpstream()
+    client = make_client(upstream, FakeTime(), max_connections=2)  # type: ignore[arg-type]
+    async with client, anyio.create_task_group() as tasks:
+        for _ in range(6):
+            tasks.start_soon(client.get, GENERATION_ID)
+        await wait_all_tasks_blocked()
+        assert upstream.in_flight == 2
+        upstream.release.set()
+
+    assert upstream.requests == 6
+    assert upstream.most_in_flight == 2
+
+
+async def test_a_create_that_gets_no_request_slot_in_its_time_is_never_sent_and_says_so() -> None:
+    upstream = HeldUpstream()
+    client = PixVerseClient(
+        api_key=API_KEY,
+        base_url=BASE_URL,
+        transport=httpx2.MockTransport(upstream),  # type: ignore[arg-type]
+        retry_policy=RetryPolicy(max_attempts=1),
+        max_connections=1,
+    )
+    async with client, anyio.create_task_group() as tasks:
+        tasks.start_soon(client.get, GENERATION_ID)
+        await wait_all_tasks_blocked()
+        with pytest.raises(APIConnectionError) as caught:
+            await client.create(REQUEST, timeout=0.05)
+        upstream.release.set()
+
+    assert not isinstance(caught.value, CreateOutcomeUnknownError)
+    assert not caught.value.request_sent
+    assert upstream.requests == 1  # only the status request that held the slot

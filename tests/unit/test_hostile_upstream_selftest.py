@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import av
-import httpx
+import httpx2
 import pytest
 
 from tests.hostile_upstream import (
@@ -59,7 +59,7 @@ CREATE = API_PATHS[0]
 VENDOR = API_PATHS[1]
 BODY = {"model": MODEL, "prompt": "a red fox running through snow"}
 # Every answer of a loopback server comes in milliseconds: a wait this long means a bug, not a slow machine.
-TIMEOUT = httpx.Timeout(5.0)
+TIMEOUT = httpx2.Timeout(5.0)
 
 
 @pytest.fixture
@@ -69,12 +69,12 @@ def up() -> Iterator[HostileUpstream]:
         yield upstream
 
 
-def api(up: HostileUpstream, timeout: httpx.Timeout = TIMEOUT) -> httpx.Client:
+def api(up: HostileUpstream, timeout: httpx2.Timeout = TIMEOUT) -> httpx2.Client:
     """A client for the API side, carrying the accepted key, following no redirect (like ours)."""
-    return httpx.Client(base_url=up.url, headers={"Authorization": f"Bearer {up.api_key}"}, timeout=timeout)
+    return httpx2.Client(base_url=up.url, headers={"Authorization": f"Bearer {up.api_key}"}, timeout=timeout)
 
 
-def status_of(client: httpx.Client, generation_id: str = f"abc:{MODEL}") -> httpx.Response:
+def status_of(client: httpx2.Client, generation_id: str = f"abc:{MODEL}") -> httpx2.Response:
     """One status request for `generation_id`."""
     return client.get(CREATE, params={"generation_id": generation_id})
 
@@ -86,7 +86,7 @@ def read_until_closed(sock: socket.socket, into: bytearray) -> None:
 
 
 def test_default_flow_behaves_like_the_real_api(up: HostileUpstream) -> None:
-    with api(up) as client, httpx.Client(timeout=TIMEOUT, follow_redirects=True) as cdn:
+    with api(up) as client, httpx2.Client(timeout=TIMEOUT, follow_redirects=True) as cdn:
         created = client.post(CREATE, json=BODY)
         assert created.status_code == 201
         generation = created.json()
@@ -183,7 +183,7 @@ def test_reason_phrase_duplicate_headers_and_raw_bytes(up: HostileUpstream) -> N
 
 def test_raw_bytes_replace_the_whole_response(up: HostileUpstream) -> None:
     up.on_status(Reply(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"))
-    with api(up) as client, pytest.raises(httpx.RemoteProtocolError):
+    with api(up) as client, pytest.raises(httpx2.RemoteProtocolError):
         status_of(client)
 
 
@@ -204,7 +204,7 @@ def test_content_length_can_be_omitted_wrong_or_chunked(up: HostileUpstream) -> 
         assert chunked.headers["transfer-encoding"] == "chunked"
         assert chunked.content == data
         assert status_of(client).content == data[:-5]  # a short Content-Length cuts the body
-        with pytest.raises(httpx.RemoteProtocolError):
+        with pytest.raises(httpx2.RemoteProtocolError):
             status_of(client)  # a long one: the connection closes before the promised bytes
 
 
@@ -218,13 +218,13 @@ def test_well_framed_replies_keep_the_connection(up: HostileUpstream) -> None:
 
 def test_delay_before_headers_outlasts_a_read_timeout(up: HostileUpstream) -> None:
     up.on_status(Reply(json={"status": "queued"}, delay_before_headers=1.0))
-    with api(up, httpx.Timeout(5.0, read=0.2)) as client, pytest.raises(httpx.ReadTimeout):
+    with api(up, httpx2.Timeout(5.0, read=0.2)) as client, pytest.raises(httpx2.ReadTimeout):
         status_of(client)
 
 
 def test_drip_sends_the_body_slowly(up: HostileUpstream) -> None:
     up.on_download(slow_download(1, 0.1, data=b"abcdef"))
-    with httpx.Client(timeout=TIMEOUT) as cdn:
+    with httpx2.Client(timeout=TIMEOUT) as cdn:
         with cdn.stream("GET", f"{up.url}/cdn/slow.mp4") as response:
             head_arrived = time.monotonic()  # the head is not dripped: it comes first, at once
             assert response.headers["content-length"] == "6"
@@ -239,7 +239,7 @@ def test_drip_keeps_each_read_under_the_read_timeout(up: HostileUpstream) -> Non
     reply = Reply(json={"status": "queued"}, drip=(6, 0.1), drip_head=True)
     assert reply.head_length() + 20 > 6 * 14  # at least 15 pieces: 1.5 s or more in all
     up.on_status(reply)
-    with api(up, httpx.Timeout(5.0, read=1.0)) as client:
+    with api(up, httpx2.Timeout(5.0, read=1.0)) as client:
         started = time.monotonic()
         response = status_of(client)
         elapsed = time.monotonic() - started
@@ -252,7 +252,7 @@ def test_reset_is_a_transport_error(up: HostileUpstream, after: int | None) -> N
     reply = Reply(json={"id": "x", "status": "queued"})
     budget = reply.head_length() + 5 if after is None else after  # None: in the body
     up.on_status(dataclasses.replace(reply, reset_after_bytes=budget))
-    with api(up) as client, pytest.raises(httpx.TransportError):
+    with api(up) as client, pytest.raises(httpx2.TransportError):
         status_of(client)
 
 
@@ -260,26 +260,26 @@ def test_reset_builder_and_unreadable_created_reset(up: HostileUpstream) -> None
     up.on_create(reset(), unreadable_created("reset"))
     with api(up) as client:
         for _ in range(2):
-            with pytest.raises(httpx.TransportError):
+            with pytest.raises(httpx2.TransportError):
                 client.post(CREATE, json=BODY)
     assert up.creates == 2
 
 
 def test_close_without_response(up: HostileUpstream) -> None:
     up.on_create(disconnect())
-    with api(up) as client, pytest.raises(httpx.RemoteProtocolError):
+    with api(up) as client, pytest.raises(httpx2.RemoteProtocolError):
         client.post(CREATE, json=BODY)
 
 
 def test_gzip_lie_is_a_decoding_error(up: HostileUpstream) -> None:
     up.on_status(gzip_lie())
-    with api(up) as client, pytest.raises(httpx.DecodingError):
+    with api(up) as client, pytest.raises(httpx2.DecodingError):
         status_of(client)
 
 
 def test_redirect_loop_never_ends(up: HostileUpstream) -> None:
     up.on_download(redirect_loop())
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=True) as cdn, pytest.raises(httpx.TooManyRedirects):
+    with httpx2.Client(timeout=TIMEOUT, follow_redirects=True) as cdn, pytest.raises(httpx2.TooManyRedirects):
         cdn.get(f"{up.url}/cdn/video.mp4")
     assert up.downloads == 21  # the first request and httpx's 20 redirects
     assert up.pending("download") == 0
@@ -287,7 +287,7 @@ def test_redirect_loop_never_ends(up: HostileUpstream) -> None:
 
 def test_redirect_to_anywhere(up: HostileUpstream) -> None:
     up.on_download(redirect_to(METADATA_URL, status=301))
-    with httpx.Client(timeout=TIMEOUT) as cdn:
+    with httpx2.Client(timeout=TIMEOUT) as cdn:
         response = cdn.get(f"{up.url}/cdn/video.mp4")
     assert response.status_code == 301
     assert response.headers["location"] == METADATA_URL
@@ -353,9 +353,9 @@ def test_stop_is_prompt_while_a_reply_hangs_or_drips() -> None:
 
     def call(url: str) -> None:
         try:
-            with httpx.Client(timeout=httpx.Timeout(30.0)) as client:
+            with httpx2.Client(timeout=httpx2.Timeout(30.0)) as client:
                 client.get(url).read()
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             failures.append(exc)
 
     callers = [
@@ -415,7 +415,7 @@ def test_echo_key_in_error_has_the_key_in_every_form(up: HostileUpstream) -> Non
 def test_key_in_video_url(up: HostileUpstream) -> None:
     up.on_status(key_in_video_url("query"), key_in_video_url("userinfo"))
     key = up.api_key
-    with api(up) as client, httpx.Client(timeout=TIMEOUT) as cdn:
+    with api(up) as client, httpx2.Client(timeout=TIMEOUT) as cdn:
         in_query = status_of(client).json()["video"]["url"]
         assert in_query.startswith(f"{up.url}/cdn/")
         assert f"api_key={key}" in in_query
@@ -459,7 +459,7 @@ def test_unreadable_created_is_a_201_without_json(up: HostileUpstream, kind: Unr
 
 def test_unreadable_created_cut_short(up: HostileUpstream) -> None:
     up.on_create(unreadable_created("cut"))
-    with api(up) as client, pytest.raises(httpx.RemoteProtocolError):
+    with api(up) as client, pytest.raises(httpx2.RemoteProtocolError):
         client.post(CREATE, json=BODY)
 
 
@@ -476,7 +476,7 @@ def test_non_utf8_and_html_bodies(up: HostileUpstream) -> None:
 
 def test_download_as_html(up: HostileUpstream) -> None:
     up.on_download(download_as_html())
-    with httpx.Client(timeout=TIMEOUT) as cdn:
+    with httpx2.Client(timeout=TIMEOUT) as cdn:
         response = cdn.get(f"{up.url}/cdn/video.mp4")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -485,7 +485,7 @@ def test_download_as_html(up: HostileUpstream) -> None:
 def test_serves_clients_on_any_event_loop(up: HostileUpstream) -> None:
     async def flow() -> bytes:
         headers = {"Authorization": f"Bearer {up.api_key}"}
-        async with httpx.AsyncClient(base_url=up.url, headers=headers, timeout=TIMEOUT) as client:
+        async with httpx2.AsyncClient(base_url=up.url, headers=headers, timeout=TIMEOUT) as client:
             generation_id = (await client.post(CREATE, json=BODY)).json()["id"]
             status = await client.get(CREATE, params={"generation_id": generation_id})
             return (await client.get(status.json()["video"]["url"])).content

@@ -1,5 +1,5 @@
 """The HTTP hosting's parts that need no server: the CLI's defaults and the bearer token check (in process, over
-`httpx.ASGITransport`). The hosting itself, over real sockets: tests/e2e/test_http_transports.py.
+`httpx2.ASGITransport`). The hosting itself, over real sockets: tests/e2e/test_http_transports.py.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 
-import httpx
+import httpx2
 import pytest
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
@@ -47,7 +47,7 @@ async def test_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
         await PlainTextResponse("reached")(scope, receive, send)
 
     app = BearerTokenMiddleware(inner, TOKEN)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         good = await http.get("/mcp", headers={"Authorization": f"bearer {TOKEN}"})
         bad = await http.get("/mcp", headers={"Authorization": "Bearer nope"})
         health = await http.get("/healthz")

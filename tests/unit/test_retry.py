@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
+import httpx2
 import pytest
 
 from pixverse_mcp._retry import RetryPolicy, parse_retry_after, retry_delay, should_retry
@@ -20,20 +20,20 @@ from pixverse_mcp.errors import (
     UpstreamServerError,
 )
 
-_REQUEST = httpx.Request("POST", "https://api.aimlapi.com/v2/video/generations")
+_REQUEST = httpx2.Request("POST", "https://api.aimlapi.com/v2/video/generations")
 
 # Failures where httpx never sent a byte of the request: safe to re-send even a create.
 NEVER_SENT = [
-    httpx.ConnectError("connection refused", request=_REQUEST),
-    httpx.ConnectTimeout("connect timed out", request=_REQUEST),
-    httpx.PoolTimeout("no pool slot", request=_REQUEST),
+    httpx2.ConnectError("connection refused", request=_REQUEST),
+    httpx2.ConnectTimeout("connect timed out", request=_REQUEST),
+    httpx2.PoolTimeout("no pool slot", request=_REQUEST),
 ]
 # Failures after the request may have reached the API: a create may have been accepted.
 MAYBE_SENT = [
-    httpx.ReadTimeout("read timed out", request=_REQUEST),
-    httpx.WriteTimeout("write timed out", request=_REQUEST),
-    httpx.RemoteProtocolError("server disconnected", request=_REQUEST),
-    httpx.ReadError("connection reset", request=_REQUEST),
+    httpx2.ReadTimeout("read timed out", request=_REQUEST),
+    httpx2.WriteTimeout("write timed out", request=_REQUEST),
+    httpx2.RemoteProtocolError("server disconnected", request=_REQUEST),
+    httpx2.ReadError("connection reset", request=_REQUEST),
 ]
 NEVER_RETRIED = [
     BadRequestError("bad", status_code=400),

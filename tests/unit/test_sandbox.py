@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 import pixverse_mcp.sandbox
@@ -32,7 +32,7 @@ RETRY_AFTER_SECONDS = 2
 # Long enough that a generation stays pending for the whole test unless `finish` moves its clock.
 PENDING_SECONDS = 600.0
 # What a client sees when the sandbox resets the connection.
-CONNECTION_DROPPED = (httpx.ReadError, httpx.RemoteProtocolError)
+CONNECTION_DROPPED = (httpx2.ReadError, httpx2.RemoteProtocolError)
 # The module's sandbox (`shared_sandbox`, reset for each test by `running`).
 SANDBOX = SandboxConfig(
     queued_seconds=PENDING_SECONDS,
@@ -50,18 +50,18 @@ def running(shared_sandbox: RunningSandbox) -> RunningSandbox:
 
 
 @pytest.fixture
-def api(running: RunningSandbox) -> Iterator[httpx.Client]:
+def api(running: RunningSandbox) -> Iterator[httpx2.Client]:
     """A client with the sandbox's key; `timeout` generous, as no test measures an upper bound tightly."""
     headers = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
-    with httpx.Client(base_url=running.url, headers=headers, timeout=10) as client:
+    with httpx2.Client(base_url=running.url, headers=headers, timeout=10) as client:
         yield client
 
 
-def create(api: httpx.Client, prompt: str = "a red fox running through snow", **fields: Any) -> httpx.Response:
+def create(api: httpx2.Client, prompt: str = "a red fox running through snow", **fields: Any) -> httpx2.Response:
     return api.post(PATH, json={"model": MODEL, "prompt": prompt, **fields})
 
 
-def status(api: httpx.Client, generation_id: str) -> httpx.Response:
+def status(api: httpx2.Client, generation_id: str) -> httpx2.Response:
     return api.get(PATH, params={"generation_id": generation_id})
 
 
@@ -70,7 +70,7 @@ def finish(running: RunningSandbox, generation_id: str) -> None:
     running.state.generations[generation_id].created -= 3 * PENDING_SECONDS
 
 
-def finished_status(api: httpx.Client, running: RunningSandbox, prompt: str) -> dict[str, Any]:
+def finished_status(api: httpx2.Client, running: RunningSandbox, prompt: str) -> dict[str, Any]:
     generation_id = create(api, prompt).json()["id"]
     finish(running, generation_id)
     body: dict[str, Any] = status(api, generation_id).json()
@@ -85,7 +85,7 @@ def only_generation_id(running: RunningSandbox) -> str:
 # The API it emulates
 
 
-def test_a_create_answers_201_with_an_opaque_id_queued_and_usage(api: httpx.Client) -> None:
+def test_a_create_answers_201_with_an_opaque_id_queued_and_usage(api: httpx2.Client) -> None:
     response = create(api)
 
     assert response.status_code == 201
@@ -95,7 +95,7 @@ def test_a_create_answers_201_with_an_opaque_id_queued_and_usage(api: httpx.Clie
     assert body["meta"]["usage"]["tokens_used"] > 0
 
 
-def test_both_paths_serve_the_same_generations(api: httpx.Client) -> None:
+def test_both_paths_serve_the_same_generations(api: httpx2.Client) -> None:
     generation_id = api.post(PATHS[1], json={"model": MODEL, "prompt": "a fox"}).json()["id"]
 
     assert api.get(PATHS[0], params={"generation_id": generation_id}).json()["status"] == "queued"
@@ -104,7 +104,7 @@ def test_both_paths_serve_the_same_generations(api: httpx.Client) -> None:
 def test_a_generation_goes_queued_then_generating_then_completed() -> None:
     config = SandboxConfig(queued_seconds=0.5, generating_seconds=0.5)
     headers = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
-    with RunningSandbox(config) as running, httpx.Client(base_url=running.url, headers=headers) as api:
+    with RunningSandbox(config) as running, httpx2.Client(base_url=running.url, headers=headers) as api:
         generation_id = create(api).json()["id"]
         seen = [status(api, generation_id).json()["status"]]
         deadline = time.monotonic() + 10
@@ -117,7 +117,9 @@ def test_a_generation_goes_queued_then_generating_then_completed() -> None:
     assert seen[-1] == "completed"
 
 
-def test_a_completed_generation_has_a_video_with_the_real_file_size(api: httpx.Client, running: RunningSandbox) -> None:
+def test_a_completed_generation_has_a_video_with_the_real_file_size(
+    api: httpx2.Client, running: RunningSandbox
+) -> None:
     body = finished_status(api, running, "a fox")
 
     assert body["status"] == "completed"
@@ -127,7 +129,7 @@ def test_a_completed_generation_has_a_video_with_the_real_file_size(api: httpx.C
 
 
 def test_a_missing_or_wrong_key_is_refused_with_401_and_counted(running: RunningSandbox) -> None:
-    with httpx.Client(base_url=running.url) as anonymous:
+    with httpx2.Client(base_url=running.url) as anonymous:
         unkeyed = anonymous.post(PATH, json={"model": MODEL, "prompt": "a fox"})
         wrong = anonymous.get(PATH, params={"generation_id": "x"}, headers={"Authorization": "Bearer nope"})
 
@@ -136,7 +138,7 @@ def test_a_missing_or_wrong_key_is_refused_with_401_and_counted(running: Running
     assert running.state.stats() == {"creates": 1, "accepted": 0, "status_requests": 1, "rejected": 2}
 
 
-def test_an_invalid_body_is_refused_with_400_and_every_problem(api: httpx.Client, running: RunningSandbox) -> None:
+def test_an_invalid_body_is_refused_with_400_and_every_problem(api: httpx2.Client, running: RunningSandbox) -> None:
     response = api.post(PATH, json={"model": MODEL, "prompt": "", "duration": "5", "colour": "red"})
     unknown_model = api.post(PATH, json={"model": "other", "prompt": "a fox"})
 
@@ -150,28 +152,30 @@ def test_an_invalid_body_is_refused_with_400_and_every_problem(api: httpx.Client
     assert running.state.stats() == {"creates": 2, "accepted": 0, "status_requests": 0, "rejected": 2}
 
 
-def test_1080p_refuses_8_seconds(api: httpx.Client) -> None:
+def test_1080p_refuses_8_seconds(api: httpx2.Client) -> None:
     response = create(api, resolution="1080p", duration=8)
 
     assert response.status_code == 400
     assert response.json()["message"] == ["1080p does not support 8 second videos"]
 
 
-def test_a_status_without_generation_id_is_400(api: httpx.Client) -> None:
+def test_a_status_without_generation_id_is_400(api: httpx2.Client) -> None:
     response = api.get(PATH)
 
     assert response.status_code == 400
     assert response.json()["message"] == ["generation_id should not be empty"]
 
 
-def test_a_status_of_an_unknown_id_is_404(api: httpx.Client) -> None:
+def test_a_status_of_an_unknown_id_is_404(api: httpx2.Client) -> None:
     assert status(api, f"nope:{MODEL}").status_code == 404
 
 
 # The video
 
 
-def test_the_video_is_served_as_video_mp4_starting_with_an_ftyp_box(api: httpx.Client, running: RunningSandbox) -> None:
+def test_the_video_is_served_as_video_mp4_starting_with_an_ftyp_box(
+    api: httpx2.Client, running: RunningSandbox
+) -> None:
     url = finished_status(api, running, "a fox")["video"]["url"]
 
     response = api.get(url)
@@ -214,7 +218,7 @@ def test_the_video_decodes_to_twelve_different_frames() -> None:
     ],
 )
 def test_the_video_honours_a_single_byte_range(
-    api: httpx.Client,
+    api: httpx2.Client,
     running: RunningSandbox,
     range_header: str,
     status_code: int,
@@ -248,7 +252,7 @@ def test_the_video_honours_a_single_byte_range(
     ],
 )
 def test_an_outcome_directive_changes_how_the_generation_ends(
-    api: httpx.Client, running: RunningSandbox, prompt: str, expected: dict[str, Any]
+    api: httpx2.Client, running: RunningSandbox, prompt: str, expected: dict[str, Any]
 ) -> None:
     body = finished_status(api, running, prompt)
 
@@ -256,7 +260,7 @@ def test_an_outcome_directive_changes_how_the_generation_ends(
 
 
 def test_the_succeeded_directive_ends_with_the_old_spelling_and_the_video(
-    api: httpx.Client, running: RunningSandbox
+    api: httpx2.Client, running: RunningSandbox
 ) -> None:
     body = finished_status(api, running, "a fox [sandbox:fault=succeeded]")
 
@@ -265,7 +269,7 @@ def test_the_succeeded_directive_ends_with_the_old_spelling_and_the_video(
 
 
 def test_the_unknown_status_directive_reports_paused_until_it_completes(
-    api: httpx.Client, running: RunningSandbox
+    api: httpx2.Client, running: RunningSandbox
 ) -> None:
     generation_id = create(api, "a fox [sandbox:fault=unknown_status]").json()["id"]
     pending = status(api, generation_id).json()["status"]
@@ -275,14 +279,14 @@ def test_the_unknown_status_directive_reports_paused_until_it_completes(
     assert status(api, generation_id).json()["status"] == "completed"
 
 
-def test_the_never_completes_directive_stays_generating(api: httpx.Client, running: RunningSandbox) -> None:
+def test_the_never_completes_directive_stays_generating(api: httpx2.Client, running: RunningSandbox) -> None:
     body = finished_status(api, running, "a fox [sandbox:fault=never_completes]")
 
     assert body == {"id": body["id"], "status": "generating"}
 
 
 def test_a_response_directive_with_a_count_faults_that_many_status_responses(
-    api: httpx.Client, running: RunningSandbox
+    api: httpx2.Client, running: RunningSandbox
 ) -> None:
     generation_id = create(api, "a fox [sandbox:fault=server_error:2]").json()["id"]
 
@@ -291,7 +295,7 @@ def test_a_response_directive_with_a_count_faults_that_many_status_responses(
     assert codes == [500, 500, 200]
 
 
-def test_a_response_directive_without_a_count_faults_every_status_response(api: httpx.Client) -> None:
+def test_a_response_directive_without_a_count_faults_every_status_response(api: httpx2.Client) -> None:
     generation_id = create(api, "a fox [sandbox:fault=gateway_502]").json()["id"]
 
     codes = [status(api, generation_id).status_code for _ in range(4)]
@@ -299,7 +303,7 @@ def test_a_response_directive_without_a_count_faults_every_status_response(api: 
     assert codes == [502] * 4
 
 
-def test_response_directives_chain_in_order(api: httpx.Client) -> None:
+def test_response_directives_chain_in_order(api: httpx2.Client) -> None:
     generation_id = create(api, "a fox [sandbox:fault=rate_limited:1][sandbox:fault=html_200:1]").json()["id"]
 
     codes = [status(api, generation_id).status_code for _ in range(3)]
@@ -307,7 +311,7 @@ def test_response_directives_chain_in_order(api: httpx.Client) -> None:
     assert codes == [429, 200, 200]
 
 
-def test_a_response_directive_leaves_the_create_and_other_generations_alone(api: httpx.Client) -> None:
+def test_a_response_directive_leaves_the_create_and_other_generations_alone(api: httpx2.Client) -> None:
     faulted = create(api, "a fox [sandbox:fault=server_error]")
     other = create(api, "a cat").json()["id"]
 
@@ -315,7 +319,7 @@ def test_a_response_directive_leaves_the_create_and_other_generations_alone(api:
     assert status(api, other).status_code == 200
 
 
-def test_the_slow_directive_delays_each_status_response(api: httpx.Client) -> None:
+def test_the_slow_directive_delays_each_status_response(api: httpx2.Client) -> None:
     generation_id = create(api, "a fox [sandbox:fault=slow]").json()["id"]
 
     started = time.monotonic()
@@ -325,7 +329,7 @@ def test_the_slow_directive_delays_each_status_response(api: httpx.Client) -> No
     assert response.json()["status"] == "queued"
 
 
-def test_the_reset_directive_drops_status_requests(api: httpx.Client) -> None:
+def test_the_reset_directive_drops_status_requests(api: httpx2.Client) -> None:
     generation_id = create(api, "a fox [sandbox:fault=reset:1]").json()["id"]
 
     with pytest.raises(CONNECTION_DROPPED):
@@ -334,7 +338,7 @@ def test_the_reset_directive_drops_status_requests(api: httpx.Client) -> None:
 
 
 def test_the_accepted_500_directive_stores_the_generation_but_answers_500(
-    api: httpx.Client, running: RunningSandbox
+    api: httpx2.Client, running: RunningSandbox
 ) -> None:
     response = create(api, "a fox [sandbox:fault=accepted_500]")
 
@@ -346,7 +350,7 @@ def test_the_accepted_500_directive_stores_the_generation_but_answers_500(
 
 
 def test_the_accepted_reset_directive_stores_the_generation_but_drops_the_connection(
-    api: httpx.Client, running: RunningSandbox
+    api: httpx2.Client, running: RunningSandbox
 ) -> None:
     with pytest.raises(CONNECTION_DROPPED):
         create(api, "a fox [sandbox:fault=accepted_reset]")
@@ -369,7 +373,7 @@ def test_the_accepted_reset_directive_stores_the_generation_but_drops_the_connec
     ],
 )
 def test_a_bad_directive_is_refused_with_400_and_nothing_stored(
-    api: httpx.Client, running: RunningSandbox, prompt: str, problem: str
+    api: httpx2.Client, running: RunningSandbox, prompt: str, problem: str
 ) -> None:
     response = create(api, prompt)
 
@@ -381,35 +385,35 @@ def test_a_bad_directive_is_refused_with_400_and_nothing_stored(
 # Faults per request
 
 
-def _retry_after_is_the_configured_seconds(response: httpx.Response) -> bool:
+def _retry_after_is_the_configured_seconds(response: httpx2.Response) -> bool:
     return response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
 
 
-def _retry_after_is_a_date_the_configured_seconds_ahead(response: httpx.Response) -> bool:
+def _retry_after_is_a_date_the_configured_seconds_ahead(response: httpx2.Response) -> bool:
     when = parsedate_to_datetime(response.headers["retry-after"])
     now = datetime.now(UTC)
     # Whole seconds in the header: at least the configured delay ahead, and not absurdly more.
     return now + timedelta(seconds=RETRY_AFTER_SECONDS - 1) <= when <= now + timedelta(seconds=RETRY_AFTER_SECONDS + 5)
 
 
-def _is_html(response: httpx.Response) -> bool:
+def _is_html(response: httpx2.Response) -> bool:
     return response.headers["content-type"].startswith("text/html") and response.text.lstrip().startswith("<")
 
 
-def _json_error_of_its_status(response: httpx.Response) -> bool:
+def _json_error_of_its_status(response: httpx2.Response) -> bool:
     return bool(response.json()["statusCode"] == response.status_code)
 
 
-def _json_without_id_or_status(response: httpx.Response) -> bool:
+def _json_without_id_or_status(response: httpx2.Response) -> bool:
     body = response.json()
     return isinstance(body, dict) and "id" not in body and "status" not in body
 
 
-def _the_bad_key_body(response: httpx.Response) -> bool:
+def _the_bad_key_body(response: httpx2.Response) -> bool:
     return "valid API key" in response.json()["message"]
 
 
-def _the_out_of_credits_body(response: httpx.Response) -> bool:
+def _the_out_of_credits_body(response: httpx2.Response) -> bool:
     return "run out of credits" in response.json()["message"]
 
 
@@ -428,7 +432,7 @@ RESPONSE_FAULT_CASES = [
 
 @pytest.mark.parametrize(("fault", "status_code", "looks_right"), RESPONSE_FAULT_CASES)
 def test_a_queued_response_fault_answers_one_status_request(
-    api: httpx.Client, running: RunningSandbox, fault: str, status_code: int, looks_right: Any
+    api: httpx2.Client, running: RunningSandbox, fault: str, status_code: int, looks_right: Any
 ) -> None:
     generation_id = create(api).json()["id"]
     api.post("/_sandbox/faults", json={"fault": fault, "method": "GET"}).raise_for_status()
@@ -443,7 +447,7 @@ def test_a_queued_response_fault_answers_one_status_request(
 
 @pytest.mark.parametrize(("fault", "status_code", "looks_right"), RESPONSE_FAULT_CASES)
 def test_a_queued_response_fault_answers_a_create_without_storing_it(
-    api: httpx.Client, running: RunningSandbox, fault: str, status_code: int, looks_right: Any
+    api: httpx2.Client, running: RunningSandbox, fault: str, status_code: int, looks_right: Any
 ) -> None:
     running.state.inject(fault, method="POST")
 
@@ -456,7 +460,7 @@ def test_a_queued_response_fault_answers_a_create_without_storing_it(
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_a_queued_reset_drops_the_connection_and_stores_nothing(
-    api: httpx.Client, running: RunningSandbox, method: str
+    api: httpx2.Client, running: RunningSandbox, method: str
 ) -> None:
     running.state.inject("reset", method=method)
 
@@ -470,10 +474,10 @@ def test_a_queued_reset_drops_the_connection_and_stores_nothing(
 def test_a_reset_in_process_raises_connection_reset_error() -> None:
     app = create_app()
     app.state.sandbox.inject("reset")
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx2.ASGITransport(app=app)
 
     async def scenario() -> None:
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://sandbox") as client:
             await client.get(PATH, params={"generation_id": "x"})
 
     with pytest.raises(ConnectionResetError):
@@ -481,7 +485,7 @@ def test_a_reset_in_process_raises_connection_reset_error() -> None:
 
 
 def test_a_queued_accepted_500_stores_the_generation_and_answers_500(
-    api: httpx.Client, running: RunningSandbox
+    api: httpx2.Client, running: RunningSandbox
 ) -> None:
     api.post("/_sandbox/faults", json={"fault": "accepted_500"}).raise_for_status()
 
@@ -495,7 +499,7 @@ def test_a_queued_accepted_500_stores_the_generation_and_answers_500(
 
 
 def test_a_queued_accepted_reset_stores_the_generation_and_drops_the_connection(
-    api: httpx.Client, running: RunningSandbox
+    api: httpx2.Client, running: RunningSandbox
 ) -> None:
     running.state.inject("accepted_reset")
 
@@ -505,7 +509,7 @@ def test_a_queued_accepted_reset_stores_the_generation_and_drops_the_connection(
     assert running.state.stats() == {"creates": 1, "accepted": 1, "status_requests": 0, "rejected": 0}
 
 
-def test_a_queued_slow_fault_delays_the_normal_answer(api: httpx.Client, running: RunningSandbox) -> None:
+def test_a_queued_slow_fault_delays_the_normal_answer(api: httpx2.Client, running: RunningSandbox) -> None:
     running.state.inject("slow", method="POST")
 
     started = time.monotonic()
@@ -516,7 +520,7 @@ def test_a_queued_slow_fault_delays_the_normal_answer(api: httpx.Client, running
     assert running.state.stats()["accepted"] == 1
 
 
-def test_a_queued_slow_fault_can_carry_its_own_delay(api: httpx.Client) -> None:
+def test_a_queued_slow_fault_can_carry_its_own_delay(api: httpx2.Client) -> None:
     api.post("/_sandbox/faults", json={"fault": "slow", "method": "GET", "seconds": 0.6}).raise_for_status()
 
     started = time.monotonic()
@@ -537,7 +541,7 @@ def test_a_queued_slow_fault_can_carry_its_own_delay(api: httpx.Client) -> None:
     ],
 )
 def test_a_queued_outcome_fault_shapes_one_status_response(
-    api: httpx.Client, running: RunningSandbox, fault: str, expected: dict[str, Any]
+    api: httpx2.Client, running: RunningSandbox, fault: str, expected: dict[str, Any]
 ) -> None:
     generation_id = create(api).json()["id"]
     running.state.inject(fault, method="GET")
@@ -548,7 +552,9 @@ def test_a_queued_outcome_fault_shapes_one_status_response(
     assert status(api, generation_id).json()["status"] == "queued"
 
 
-def test_a_queued_succeeded_reports_the_old_spelling_with_the_video(api: httpx.Client, running: RunningSandbox) -> None:
+def test_a_queued_succeeded_reports_the_old_spelling_with_the_video(
+    api: httpx2.Client, running: RunningSandbox
+) -> None:
     generation_id = create(api).json()["id"]
     running.state.inject("succeeded", method="GET")
 
@@ -558,7 +564,7 @@ def test_a_queued_succeeded_reports_the_old_spelling_with_the_video(api: httpx.C
     assert faulted["video"]["url"].startswith(f"{running.url}/_sandbox/videos/")
 
 
-def test_a_queued_outcome_fault_on_a_create_shapes_that_generation(api: httpx.Client, running: RunningSandbox) -> None:
+def test_a_queued_outcome_fault_on_a_create_shapes_that_generation(api: httpx2.Client, running: RunningSandbox) -> None:
     running.state.inject("never_completes", method="POST")
 
     faulted = create(api).json()["id"]
@@ -573,7 +579,7 @@ def test_a_queued_outcome_fault_on_a_create_shapes_that_generation(api: httpx.Cl
 # The fault queue
 
 
-def test_a_queued_fault_counts_down_and_then_is_gone(api: httpx.Client) -> None:
+def test_a_queued_fault_counts_down_and_then_is_gone(api: httpx2.Client) -> None:
     generation_id = create(api).json()["id"]
     api.post("/_sandbox/faults", json={"fault": "server_error", "method": "GET", "count": 2}).raise_for_status()
 
@@ -590,7 +596,7 @@ def test_a_queued_fault_counts_down_and_then_is_gone(api: httpx.Client) -> None:
     assert api.get("/_sandbox/faults").json() == {"queued": [], "used": 2}
 
 
-def test_a_queued_fault_applies_only_to_its_method(api: httpx.Client, running: RunningSandbox) -> None:
+def test_a_queued_fault_applies_only_to_its_method(api: httpx2.Client, running: RunningSandbox) -> None:
     running.state.inject("server_error", method="GET")
 
     created = create(api)
@@ -599,7 +605,7 @@ def test_a_queued_fault_applies_only_to_its_method(api: httpx.Client, running: R
     assert status(api, created.json()["id"]).status_code == 500
 
 
-def test_a_queued_fault_without_a_method_applies_to_either(api: httpx.Client, running: RunningSandbox) -> None:
+def test_a_queued_fault_without_a_method_applies_to_either(api: httpx2.Client, running: RunningSandbox) -> None:
     running.state.inject("gateway_502", count=2)
 
     assert create(api).status_code == 502
@@ -607,14 +613,14 @@ def test_a_queued_fault_without_a_method_applies_to_either(api: httpx.Client, ru
     assert create(api).status_code == 201
 
 
-def test_queued_faults_are_used_in_the_order_they_were_queued(api: httpx.Client, running: RunningSandbox) -> None:
+def test_queued_faults_are_used_in_the_order_they_were_queued(api: httpx2.Client, running: RunningSandbox) -> None:
     running.state.inject("rate_limited", method="POST")
     running.state.inject("no_credits", method="POST")
 
     assert [create(api).status_code for _ in range(3)] == [429, 403, 201]
 
 
-def test_delete_clears_the_queued_faults(api: httpx.Client, running: RunningSandbox) -> None:
+def test_delete_clears_the_queued_faults(api: httpx2.Client, running: RunningSandbox) -> None:
     running.state.inject("server_error", count=5)
 
     cleared = api.delete("/_sandbox/faults")
@@ -638,7 +644,7 @@ def test_delete_clears_the_queued_faults(api: httpx.Client, running: RunningSand
     ],
 )
 def test_a_bad_fault_request_is_refused_with_400_and_nothing_queued(
-    api: httpx.Client, request_body: Any, problem: str
+    api: httpx2.Client, request_body: Any, problem: str
 ) -> None:
     response = api.post("/_sandbox/faults", json=request_body)
 
@@ -650,7 +656,7 @@ def test_a_bad_fault_request_is_refused_with_400_and_nothing_queued(
 def test_a_queued_response_fault_answers_before_the_key_is_checked(running: RunningSandbox) -> None:
     running.state.inject("server_error")
 
-    with httpx.Client(base_url=running.url) as anonymous:
+    with httpx2.Client(base_url=running.url) as anonymous:
         faulted = anonymous.get(PATH, params={"generation_id": "x"})
         refused = anonymous.get(PATH, params={"generation_id": "x"})
 
@@ -667,7 +673,7 @@ def test_the_docstring_table_names_every_fault() -> None:
 # Counters and reset
 
 
-def test_the_counters_count_faulted_requests(api: httpx.Client, running: RunningSandbox) -> None:
+def test_the_counters_count_faulted_requests(api: httpx2.Client, running: RunningSandbox) -> None:
     running.state.inject("server_error", method="POST")
     running.state.inject("accepted_500")
     running.state.inject("gateway_502", method="GET")
@@ -681,7 +687,7 @@ def test_the_counters_count_faulted_requests(api: httpx.Client, running: Running
     assert api.get("/_sandbox/stats").json() == {"creates": 3, "accepted": 2, "status_requests": 2, "rejected": 0}
 
 
-def test_reset_forgets_generations_counters_and_queued_faults(api: httpx.Client, running: RunningSandbox) -> None:
+def test_reset_forgets_generations_counters_and_queued_faults(api: httpx2.Client, running: RunningSandbox) -> None:
     generation_id = create(api).json()["id"]
     running.state.inject("server_error", count=3)
 

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, MCP_METHOD_HEADER, MCP_NAME_HEADER, encode_header_value
 from mcp_types import HEADER_MISMATCH
@@ -447,8 +447,8 @@ async def echo_body(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def post_task_request(method: str, params: Any, headers: dict[str, str], raw: bytes | None = None) -> Any:
     body = raw if raw is not None else json.dumps({"jsonrpc": "2.0", "id": 9, "method": method, "params": params})
-    transport = httpx.ASGITransport(app=TaskNameHeaderCheck(echo_body))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+    transport = httpx2.ASGITransport(app=TaskNameHeaderCheck(echo_body))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         return await http.post("/mcp", content=body, headers={MCP_METHOD_HEADER: method, **headers})
 
 
