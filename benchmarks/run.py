@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/run.py P1 P3      # some of them
 
 P1  cold start to a `tools/list` answer over stdio, against a bare MCPServer with one trivial tool   (target <= 1.1x)
-P2  `create_video` round trip through MCP (stdio), against a direct httpx POST to the same sandbox  (target <= 1.5x)
+P2  `create_video` round trip through MCP (stdio), against a direct HTTP POST to the same sandbox   (target <= 1.5x)
 P3  delay between a video becoming ready and our noticing it, and status requests per video, against the
     provider's sample loop (a fixed 10 s interval) waiting for the same videos, with the upstream at 0.5x, 1x and
     2x the documented times, every duration scaled by 0.1: the first dozen videos of a fresh journal (target: lag
