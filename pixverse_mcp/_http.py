@@ -74,6 +74,44 @@ class DownloadedVideo:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class RequestSlots:
+    """Requests in flight, per pool, bounded here rather than in the pool's own queue: httpcore walks every queued
+    request on each one that starts or ends, so 5,000 waits polling at once spent the loop's time there. A request
+    waiting here costs nothing until a slot is free."""
+
+    def __init__(self, capacity: int, clock: Callable[[], float]) -> None:
+        self._capacity = capacity
+        self._clock = clock
+        self._pools: dict[str, anyio.CapacityLimiter] = {}
+
+    @asynccontextmanager
+    async def take(self, pool: str | None, wait: float) -> AsyncIterator[Callable[[], float]]:
+        """One of `pool`'s slots, waited for at most `wait` seconds (then `httpx2.PoolTimeout`: nothing was sent);
+        yields how long the wait took. No pool: no bound."""
+        if pool is None:
+            yield lambda: 0.0
+            return
+        slots = self._pools.get(pool)
+        if slots is None:
+            slots = self._pools[pool] = anyio.CapacityLimiter(self._capacity)
+        began = self._clock()
+        acquired = False
+        with anyio.move_on_after(max(wait, 0.0)):
+            await slots.acquire()
+            acquired = True
+        if not acquired:
+            raise httpx2.PoolTimeout("no request slot came free in the time left")
+        waited = self._clock() - began
+        try:
+            yield lambda: waited
+        finally:
+            slots.release()
+
+    def clear(self) -> None:
+        """Forget the pools (they are made again on first use)."""
+        self._pools.clear()
+
+
 class Connection:
     """HTTP to one AI/ML API base URL, with a key (or none, for the routes that need none)."""
 
@@ -103,10 +141,7 @@ class Connection:
         self._attempt_seconds = (timeout.connect or 0.0) + (timeout.read or 0.0)
         self._api: httpx2.AsyncClient | None = None
         self._storage: httpx2.AsyncClient | None = None
-        # Requests in flight, per pool, bounded here rather than in the pool's own queue: httpcore walks every
-        # queued request on each one that starts or ends, so 5,000 waits polling at once spent the loop's time
-        # there. A request waiting here costs nothing until a slot is free.
-        self._slots: dict[str, anyio.CapacityLimiter] = {}
+        self._slots = RequestSlots(max_connections, clock)
         self._api_origin = (self.base_url.scheme, self.base_url.host, self.base_url.port)
 
     @property
@@ -286,29 +321,6 @@ class Connection:
                 "address, not the provider's storage"
             )
 
-    @asynccontextmanager
-    async def _slot(self, pool: str | None, wait: float) -> AsyncIterator[Callable[[], float]]:
-        """One of `pool`'s `max_connections` request slots, waited for at most `wait` seconds (then
-        `httpx2.PoolTimeout`: nothing was sent); yields how long the wait took."""
-        if pool is None:
-            yield lambda: 0.0
-            return
-        slots = self._slots.get(pool)
-        if slots is None:
-            slots = self._slots[pool] = anyio.CapacityLimiter(self._max_connections)
-        began = self._clock()
-        acquired = False
-        with anyio.move_on_after(max(wait, 0.0)):
-            await slots.acquire()
-            acquired = True
-        if not acquired:
-            raise httpx2.PoolTimeout("no request slot came free in the time left")
-        waited = self._clock() - began
-        try:
-            yield lambda: waited
-        finally:
-            slots.release()
-
     async def with_retries(
         self,
         label: str,
@@ -335,7 +347,7 @@ class Connection:
                 else min(self._attempt_seconds, timeout - (self._clock() - started))
             )
             try:
-                async with self._slot(pool, left) as waited:
+                async with self._slots.take(pool, left) as waited:
                     with anyio.fail_after(max(left - waited(), 0.0)):
                         return await attempt()
             except TimeoutError:
