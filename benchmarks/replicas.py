@@ -484,6 +484,7 @@ def replica_env(sandbox_url: str, database_url: str, state: Path) -> dict[str, s
         "AIMLAPI_BASE_URL": sandbox_url,
         "PIXVERSE_MCP_POLL_TIME_SCALE": str(TIME_SCALE),
         "PIXVERSE_MCP_STATE_DIR": str(state),
+        "PIXVERSE_MCP_OUTPUT_DIR": str(state / "videos"),  # never the user's own videos folder
         "PIXVERSE_MCP_LOG_LEVEL": "WARNING",
         "PIXVERSE_MCP_DATABASE_URL": database_url,
         "PIXVERSE_MCP_AUTH_TOKEN": TOKEN,

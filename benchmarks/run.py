@@ -246,6 +246,7 @@ async def _ours(sandbox: RunningSandbox, journals: list[list[list[VideoRequest]]
                     base_url=sandbox.url,
                     poll_time_scale=TIME_SCALE,
                     state_dir=Path(states) / str(journal),
+                    output_dir=Path(states) / str(journal) / "videos",  # never the user's own videos folder
                     log_level="WARNING",
                 )
                 services.append((await stack.enter_async_context(open_app(settings))).require_service())
@@ -329,7 +330,7 @@ P4_VIDEO_SECONDS = P4_QUEUED_SECONDS + P4_GENERATING_SECONDS
 _LAG_TICK = 0.01
 
 
-async def _p4(url: str, waits: int) -> dict[str, float]:
+async def _p4(url: str, waits: int, state: Path) -> dict[str, float]:
     from mcp import Client
     from pydantic import SecretStr
 
@@ -340,7 +341,8 @@ async def _p4(url: str, waits: int) -> dict[str, float]:
         api_key=SecretStr(SANDBOX_API_KEY),
         base_url=url,
         poll_time_scale=TIME_SCALE,
-        state_dir=Path(tempfile.mkdtemp()),
+        state_dir=state,
+        output_dir=state / "videos",  # the waits save their videos, as by default, but never in the user's folder
         log_level="WARNING",
         wait_budget_seconds=120,
     )
@@ -421,8 +423,11 @@ def bench_p4(counts: tuple[int, ...] = (1000, 5000)) -> list[Row]:
 
 
 def _p4_child(waits: int) -> None:
-    with _sandbox_process(queued_seconds=P4_QUEUED_SECONDS, generating_seconds=P4_GENERATING_SECONDS) as url:
-        print(json.dumps(anyio.run(_p4, url, waits)))
+    with (
+        tempfile.TemporaryDirectory() as state,
+        _sandbox_process(queued_seconds=P4_QUEUED_SECONDS, generating_seconds=P4_GENERATING_SECONDS) as url,
+    ):
+        print(json.dumps(anyio.run(_p4, url, waits, Path(state))))
 
 
 @contextmanager
