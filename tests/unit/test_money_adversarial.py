@@ -495,6 +495,7 @@ async def test_a_create_the_log_shows_failed_is_never_received_and_costs_nothing
     assert spent == 0
 
 
+@pytest.mark.slow  # sits out a settle window or two wait budgets, in real time
 async def test_a_create_the_log_shows_succeeded_without_its_id_is_never_sent_again(tmp_path: Path) -> None:
     """The log has the create as succeeded (so charged) but without the generation id. Settling cannot journal it;
     concluding "failed there, nothing charged" lets an identical call pay for it a second time."""
@@ -529,6 +530,7 @@ async def test_an_identical_call_joining_a_create_being_settled_keeps_to_its_own
         assert structured(result)["status"] == "unknown", text_of(result)
 
 
+@pytest.mark.slow  # sits out a settle window or two wait budgets, in real time
 async def test_a_call_cancelled_while_its_create_is_out_then_retried_pays_once(tmp_path: Path) -> None:
     with RunningSandbox(SandboxConfig(**{**FAST, "logs_delay_seconds": 0.2})) as sandbox:
         sandbox.state.inject("slow", method="POST", seconds=1.0)
