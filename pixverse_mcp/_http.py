@@ -425,7 +425,7 @@ async def _stream_to_file(response: httpx2.Response, target: Path, max_bytes: in
 
 
 def as_package_error(error: BaseException) -> PixVerseError:
-    """An httpx failure (or one of ours) as an error of the package's tree, with what it means for a create."""
+    """An httpx2 failure (or one of ours) as an error of the package's tree, with what it means for a create."""
     if isinstance(error, PixVerseError):
         return error
     never_sent = isinstance(error, NEVER_SENT)

@@ -400,7 +400,7 @@ class AccountRoutes:
 
 
 def _check_generation_id(generation_id: str) -> None:
-    # Ids are opaque (they contain ':' and '/'): only refuse what can never be one. httpx encodes the rest.
+    # Ids are opaque (they contain ':' and '/'): only refuse what can never be one. httpx2 encodes the rest.
     if not generation_id.strip() or len(generation_id) > MAX_GENERATION_ID_LENGTH:
         raise InvalidArgumentError(f"generation_id must be 1 to {MAX_GENERATION_ID_LENGTH} characters")
 
