@@ -9,6 +9,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,6 +103,17 @@ async def test_the_spending_cap_sees_another_process_spend_at_once(tmp_path: Pat
         await second.close()
 
 
+async def assert_the_old_row_reads_as_before(storage: Any) -> None:
+    """The upgraded journal still lists the previous schema's video, and the cap still counts its cost."""
+    try:
+        [entry] = await storage.recent()
+        spent = await storage.spent_since(utc_midnight(time.time()))
+    finally:
+        await storage.close()
+    assert (entry.generation_id, entry.cost_usd, entry.model) == ("gen-old", 0.42, BODY["model"])
+    assert spent == pytest.approx(0.42)
+
+
 async def test_a_journal_of_the_previous_schema_is_upgraded_with_its_rows_intact_on_sqlite(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     previous = sqlite_backend.SCHEMA_VERSION - 1
@@ -115,15 +127,7 @@ async def test_a_journal_of_the_previous_schema_is_upgraded_with_its_rows_intact
         )
         db.execute(f"PRAGMA user_version = {previous}")
 
-    storage = SqliteStorage(path)
-    try:
-        [entry] = await storage.recent()
-        spent = await storage.spent_since(utc_midnight(time.time()))
-    finally:
-        await storage.close()
-
-    assert (entry.generation_id, entry.cost_usd, entry.model) == ("gen-old", 0.42, BODY["model"])
-    assert spent == pytest.approx(0.42)
+    await assert_the_old_row_reads_as_before(SqliteStorage(path))
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_backend.SCHEMA_VERSION
         indexes = {str(name) for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -152,15 +156,7 @@ async def test_a_database_of_the_previous_schema_is_upgraded_with_its_rows_intac
     finally:
         await connection.close()
 
-    storage = PostgresStorage(url)
-    try:
-        [entry] = await storage.recent()
-        spent = await storage.spent_since(utc_midnight(time.time()))
-    finally:
-        await storage.close()
-
-    assert (entry.generation_id, entry.cost_usd, entry.model) == ("gen-old", 0.42, BODY["model"])
-    assert spent == pytest.approx(0.42)
+    await assert_the_old_row_reads_as_before(PostgresStorage(url))
     connection = await asyncpg.connect(url)
     try:
         version = await connection.fetchval("SELECT max(version) FROM pixverse_schema")
